@@ -1,0 +1,167 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
+
+namespace Chroma;
+
+/// <summary>
+/// An ILGPU accelerator (CUDA, OpenCL, or ILGPU's CPU simulator for tests). Tensors are ILGPU
+/// buffers; ops launch C# kernels compiled by ILGPU. Kernels are compiled on first use and cached
+/// per device (see <see cref="Kernel{T1}(Action{Index1D, T1})"/> and its overloads).
+/// </summary>
+/// <remarks>
+/// Thread safety: launches go to the accelerator's default stream in call order; use one device
+/// from one thread at a time (CUDA binds the accelerator to the calling thread on each launch).
+/// </remarks>
+public sealed partial class GpuDevice : Device
+{
+    readonly Context _context;
+    readonly ConcurrentDictionary<MethodInfo, Delegate> _kernels = new();
+    readonly DeviceKind _kind;
+
+    GpuDevice(Context context, Accelerator accelerator, DeviceKind kind)
+    {
+        _context = context; Accelerator = accelerator; _kind = kind;
+    }
+
+    /// <summary>The ILGPU accelerator that runs this device's kernels.</summary>
+    public Accelerator Accelerator { get; }
+
+    public override DeviceKind Kind => _kind;
+
+    public override string Name => _kind switch
+    {
+        DeviceKind.IlgpuCpu => "ILGPU CPU accelerator (simulated GPU, for tests)",
+        _ => $"{_kind}: {Accelerator.Name}",
+    };
+
+    /// <summary>Largest group size the accelerator supports (1024 on CUDA, small on the simulator).</summary>
+    public int MaxGroupSize => Accelerator.MaxNumThreadsPerGroup;
+
+    /// <summary>
+    /// ILGPU's CPU accelerator with a small simulated device (4 threads per warp, 4 warps, 2
+    /// multiprocessors): runs every GPU kernel on the CPU, slowly, so tests can check them without a GPU.
+    /// </summary>
+    public static GpuDevice CreateSimulator()
+    {
+        var context = Context.Create(b => b.CPU(new CPUDevice(4, 4, 2)).EnableAlgorithms());
+        var accelerator = context.CreateCPUAccelerator(0);
+        return new GpuDevice(context, accelerator, DeviceKind.IlgpuCpu);
+    }
+
+    /// <summary>Tries to open the first device of a GPU kind; returns it or the reason it could not.</summary>
+    public static (GpuDevice? Device, string Reason) TryOpen(DeviceKind kind)
+    {
+        if (kind == DeviceKind.IlgpuCpu) return (CreateSimulator(), "ILGPU CPU accelerator");
+        Context? context = null;
+        try
+        {
+            context = kind switch
+            {
+                DeviceKind.Cuda => Context.Create(b => b.Cuda().EnableAlgorithms()),
+                DeviceKind.OpenCL => Context.Create(b => b.OpenCL().EnableAlgorithms()),
+                _ => throw new ArgumentException($"{kind} is not a GPU kind."),
+            };
+            var devices = new List<ILGPU.Runtime.Device>();
+            if (kind == DeviceKind.Cuda) foreach (var d in context.GetCudaDevices()) devices.Add(d);
+            else foreach (var d in context.GetCLDevices()) devices.Add(d);
+            if (devices.Count == 0)
+            {
+                context.Dispose();
+                return (null, $"no {kind} device found");
+            }
+            var failures = new List<string>();
+            foreach (var d in devices)
+            {
+                try
+                {
+                    var acc = d.CreateAccelerator(context);
+                    return (new GpuDevice(context, acc, kind), $"{kind} device '{d.Name}' opened");
+                }
+                catch (Exception e) { failures.Add($"'{d.Name}': {e.Message}"); }
+            }
+            context.Dispose();
+            return (null, $"{kind} devices found but none opened ({string.Join("; ", failures)})");
+        }
+        catch (Exception e)
+        {
+            context?.Dispose();
+            return (null, $"{kind} unavailable ({e.GetType().Name}: {e.Message})");
+        }
+    }
+
+    [ThreadStatic] static Accelerator? s_bound;
+
+    /// <summary>Makes this accelerator current on the calling thread (CUDA needs it on worker threads).</summary>
+    public void Bind()
+    {
+        if (!ReferenceEquals(s_bound, Accelerator)) { Accelerator.Bind(); s_bound = Accelerator; }
+    }
+
+    public override Tensor Zeros(params int[] shape)
+    {
+        Bind();
+        int n = Tensor.ShapeLength(shape);
+        var buffer = Accelerator.Allocate1D<float>(Math.Max(n, 1));
+        buffer.MemSetToZero();
+        return new Tensor(this, (int[])shape.Clone(), buffer, 0, owner: true);
+    }
+
+    public override void Fill(Tensor t, float value)
+    {
+        Bind();
+        if (t.Length == 0) return;
+        if (value == 0f) { t.View.MemSetToZero(); return; }
+        Kernel<ArrayView<float>, float>(FillKernel)(t.Length, t.View, value);
+    }
+
+    static void FillKernel(Index1D i, ArrayView<float> data, float value) => data[i] = value;
+
+    public override void Copy(Tensor src, Tensor dst)
+    {
+        if (src.Length != dst.Length) throw new ArgumentException($"Copy: {src.ShapeString} and {dst.ShapeString} differ in length.");
+        Bind();
+        if (src.Length > 0) src.View.CopyTo(dst.View);
+    }
+
+    public override void Synchronize() { Bind(); Accelerator.Synchronize(); }
+
+    internal override void Upload(ReadOnlySpan<float> data, Tensor dst)
+    {
+        Bind();
+        if (data.Length > 0) dst.View.CopyFromCPU(data.ToArray());
+    }
+
+    internal override void Download(Tensor src, Span<float> data)
+    {
+        Bind();
+        if (src.Length == 0) return;
+        var tmp = new float[src.Length];
+        src.View.CopyToCPU(tmp);
+        tmp.CopyTo(data);
+    }
+
+    /// <summary>Launch configuration of a 1-D explicitly grouped kernel covering <paramref name="n"/> items.</summary>
+    public KernelConfig Groups1D(int n, int groupSize)
+    {
+        groupSize = Math.Min(groupSize, MaxGroupSize);
+        return new KernelConfig(Math.Max(1, (n + groupSize - 1) / groupSize), groupSize);
+    }
+
+    T Cached<T>(Delegate kernel, Func<T> load) where T : Delegate
+    {
+        Bind();
+        return (T)_kernels.GetOrAdd(kernel.Method, _ => load());
+    }
+
+    public override void Dispose()
+    {
+        Accelerator.Dispose();
+        _context.Dispose();
+        base.Dispose();
+    }
+}
