@@ -1,0 +1,187 @@
+using System.Numerics.Tensors;
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+
+namespace Chroma.Kernels;
+
+/// <summary>
+/// Softmax cross-entropy averaged over the batch (the scene-classification loss), numerically stable.
+/// Shapes: logits, probabilities, dLogits [N, C]; labels N class indices in [0, C).
+/// <code>
+/// forward:  q_n = softmax(z_n) = exp(z_n - m_n) / sum_c exp(z_nc - m_n),   m_n = max_c z_nc
+///           L   = mean_n( logsumexp(z_n) - z_n[label_n] ) = mean_n( log sum_c exp(z_nc - m_n) - (z_n[label_n] - m_n) )
+/// backward: dz += scale * (q - onehot(labels)) / N
+/// </code>
+/// </summary>
+public static class SoftmaxCrossEntropy
+{
+    /// <summary>Logit count above which the CPU path splits rows over cores.</summary>
+    const int ParallelThreshold = 1 << 16;
+
+    /// <summary>
+    /// Returns L and writes softmax(logits) to <paramref name="probabilities"/> for <see cref="Backward"/>
+    /// (<paramref name="probabilities"/> may be <paramref name="logits"/>).
+    /// </summary>
+    /// <param name="logits">[N, C] class scores.</param>
+    /// <param name="labels">N class indices in [0, C); one outside gives an ArgumentException naming it.</param>
+    /// <param name="probabilities">[N, C] output.</param>
+    public static float Forward(Tensor logits, ReadOnlySpan<int> labels, Tensor probabilities)
+    {
+        const string op = "SoftmaxCrossEntropy.Forward";
+        Check.SameDevice(op, logits, probabilities);
+        var (n, c) = CheckShapes(op, "logits", logits, labels);
+        Check.Shape(op, "probabilities", probabilities, n, c);
+        double total = logits.Device is GpuDevice gpu
+            ? ForwardGpu(gpu, logits, labels, probabilities, n, c)
+            : ForwardCpu(logits, labels, probabilities, n, c);
+        return (float)(total / n);
+    }
+
+    /// <summary>dLogits += scale * (probabilities - onehot(labels)) / N.</summary>
+    /// <param name="probabilities">[N, C] as written by <see cref="Forward"/>.</param>
+    public static void Backward(Tensor probabilities, ReadOnlySpan<int> labels, Tensor dLogits, float scale = 1f)
+    {
+        const string op = "SoftmaxCrossEntropy.Backward";
+        Check.SameDevice(op, probabilities, dLogits);
+        var (n, c) = CheckShapes(op, "probabilities", probabilities, labels);
+        Check.Shape(op, "dLogits", dLogits, n, c);
+        float coefficient = (float)((double)scale / n);
+        if (probabilities.Device is GpuDevice gpu) BackwardGpu(gpu, probabilities, labels, dLogits, c, coefficient);
+        else BackwardCpu(probabilities, labels, dLogits, n, c, coefficient);
+    }
+
+    /// <summary>Checks a [N, C] tensor (N, C >= 1) and N labels in [0, C); returns (N, C).</summary>
+    static (int N, int C) CheckShapes(string op, string name, Tensor scores, ReadOnlySpan<int> labels)
+    {
+        Check.Rank(op, name, scores, 2);
+        int n = scores.Dim(0), c = scores.Dim(1);
+        if (n == 0 || c == 0) throw new ArgumentException($"{op}: {name} {scores.ShapeString} is empty; need at least one row and one class.");
+        if (labels.Length != n)
+            throw new ArgumentException($"{op}: {labels.Length} labels for {n} rows of {name} {scores.ShapeString}.");
+        for (int i = 0; i < n; i++)
+            if ((uint)labels[i] >= (uint)c)
+                throw new ArgumentException($"{op}: labels[{i}] = {labels[i]} is outside [0, {c}) for {name} {scores.ShapeString}.");
+        return (n, c);
+    }
+
+    // ---- CPU path ----
+
+    static double ForwardCpu(Tensor logits, ReadOnlySpan<int> labels, Tensor probabilities, int n, int c)
+    {
+        if ((long)n * c < ParallelThreshold)
+        {
+            double total = 0;
+            for (int row = 0; row < n; row++)
+                total += SoftmaxRow(logits.Span.Slice(row * c, c), labels[row], probabilities.Span.Slice(row * c, c));
+            return total;
+        }
+        float[] za = logits.HostArray, qa = probabilities.HostArray;
+        int zo = logits.Offset, qo = probabilities.Offset;
+        int[] labelArray = labels.ToArray();
+        var losses = new double[n];
+        Parallel.For(0, n, row => losses[row] = SoftmaxRow(za.AsSpan(zo + row * c, c), labelArray[row], qa.AsSpan(qo + row * c, c)));
+        double sum = 0;
+        foreach (double l in losses) sum += l; // in row order: independent of scheduling
+        return sum;
+    }
+
+    /// <summary>Writes softmax(z) to q (q may alias z) and returns logsumexp(z) - z[label].</summary>
+    static double SoftmaxRow(ReadOnlySpan<float> z, int label, Span<float> q)
+    {
+        float max = TensorPrimitives.Max(z);
+        double labelMargin = (double)z[label] - max; // read before q overwrites an aliased z
+        TensorPrimitives.Subtract(z, max, q);
+        TensorPrimitives.Exp(q, q); // every term in (0, 1], the largest exactly 1: no overflow
+        double sum = 0;
+        foreach (float e in q) sum += e;
+        TensorPrimitives.Multiply(q, (float)(1.0 / sum), q);
+        return Math.Log(sum) - labelMargin;
+    }
+
+    static void BackwardCpu(Tensor probabilities, ReadOnlySpan<int> labels, Tensor dLogits, int n, int c, float coefficient)
+    {
+        var q = probabilities.Span;
+        var dz = dLogits.Span;
+        for (int row = 0; row < n; row++)
+        {
+            var dRow = dz.Slice(row * c, c);
+            TensorPrimitives.MultiplyAdd(q.Slice(row * c, c), coefficient, dRow, dRow);
+            dRow[labels[row]] -= coefficient;
+        }
+    }
+
+    // ---- GPU path ----
+
+    static double ForwardGpu(GpuDevice gpu, Tensor logits, ReadOnlySpan<int> labels, Tensor probabilities, int n, int c)
+    {
+        gpu.Bind();
+        using var labelBuffer = gpu.Accelerator.Allocate1D(labels.ToArray());
+        using var lossBuffer = gpu.Accelerator.Allocate1D<float>(n);
+        gpu.Kernel<int, ArrayView<float>, ArrayView<int>, ArrayView<float>, ArrayView<float>>(ForwardKernel)(
+            n, c, logits.View, labelBuffer.View, probabilities.View, lossBuffer.View);
+        var losses = new float[n];
+        lossBuffer.View.CopyToCPU(losses); // waits for the kernel, so the buffers can go
+        double sum = 0;
+        foreach (float l in losses) sum += l;
+        return sum;
+    }
+
+    static void BackwardGpu(GpuDevice gpu, Tensor probabilities, ReadOnlySpan<int> labels, Tensor dLogits, int c, float coefficient)
+    {
+        gpu.Bind();
+        using var labelBuffer = gpu.Accelerator.Allocate1D(labels.ToArray());
+        gpu.Kernel<int, float, ArrayView<float>, ArrayView<int>, ArrayView<float>>(BackwardKernel)(
+            probabilities.Length, c, coefficient, probabilities.View, labelBuffer.View, dLogits.View);
+        gpu.Synchronize(); // the kernel reads the label buffer freed below
+    }
+
+    // One thread per row (C is at most a few hundred; N is the batch). logits, probabilities [N, C];
+    // labels, losses [N]; labels were range-checked on the host.
+    static void ForwardKernel(Index1D row, int c, ArrayView<float> logits, ArrayView<int> labels, ArrayView<float> probabilities, ArrayView<float> losses)
+    {
+        long start = (long)(int)row * c;
+        float max = logits[start];
+        for (int j = 1; j < c; j++) max = XMath.Max(max, logits[start + j]);
+        float labelMargin = logits[start + labels[row]] - max;
+        float sum = 0f;
+        for (int j = 0; j < c; j++)
+        {
+            float e = XMath.Exp(logits[start + j] - max);
+            probabilities[start + j] = e;
+            sum += e;
+        }
+        float inverse = 1f / sum;
+        for (int j = 0; j < c; j++) probabilities[start + j] *= inverse;
+        losses[row] = XMath.Log(sum) - labelMargin;
+    }
+
+    // One thread per logit: dLogits[i] += coefficient * (q[i] - [column == label of its row]).
+    static void BackwardKernel(Index1D i, int c, float coefficient, ArrayView<float> probabilities, ArrayView<int> labels, ArrayView<float> dLogits)
+    {
+        int row = i / c, column = i - row * c;
+        float target = labels[row] == column ? 1f : 0f;
+        dLogits[i] += coefficient * (probabilities[i] - target);
+    }
+
+    /// <summary>Plain float64 implementation, the reference for tests.</summary>
+    public static class Reference
+    {
+        /// <summary>L for row-major [n, c] logits.</summary>
+        public static double Forward(double[] logits, int n, int c, int[] labels)
+        {
+            if (logits.Length != n * c || labels.Length != n)
+                throw new ArgumentException($"SoftmaxCrossEntropy.Reference.Forward: {logits.Length} logits and {labels.Length} labels for [{n}, {c}].");
+            double total = 0;
+            for (int row = 0; row < n; row++)
+            {
+                double max = double.NegativeInfinity;
+                for (int j = 0; j < c; j++) max = Math.Max(max, logits[row * c + j]);
+                double sum = 0;
+                for (int j = 0; j < c; j++) sum += Math.Exp(logits[row * c + j] - max);
+                total += max + Math.Log(sum) - logits[row * c + labels[row]];
+            }
+            return total / n;
+        }
+    }
+}
