@@ -1,0 +1,194 @@
+namespace Chroma.Model;
+
+/// <summary>
+/// Conversion between gamma-encoded sRGB and CIE L*a*b* (D65 white, sRGB companding), after
+/// Bruce Lindbloom's formulas.
+/// <code>
+/// decode:  c_lin = c / 12.92                      if c &lt;= 0.04045
+///                  ((c + 0.055) / 1.055)^2.4      otherwise          (odd extension for c &lt; 0)
+/// XYZ    = M * (r_lin, g_lin, b_lin)              M: the sRGB matrix, D65
+/// f(t)   = cbrt(t)                  if t &gt; eps          eps = 216/24389
+///          (kappa * t + 16) / 116   otherwise            kappa = 24389/27
+/// L* = 116 f(Y/Yn) - 16,  a* = 500 (f(X/Xn) - f(Y/Yn)),  b* = 200 (f(Y/Yn) - f(Z/Zn))
+/// white:  Xn = 0.95047, Yn = 1.0, Zn = 1.08883
+/// </code>
+/// L* lies in [0, 100] for colours in the sRGB cube; a* and b* stay within about +-128.
+/// The inverse uses the exact inverse of M and of each step, so rgb -&gt; lab -&gt; rgb is the
+/// identity up to rounding, also for colours outside the sRGB gamut (<see cref="ToRgb"/> does
+/// not clamp).
+/// </summary>
+public static class LabColor
+{
+    const double Xn = 0.95047, Yn = 1.0, Zn = 1.08883;
+    const double Epsilon = 216.0 / 24389.0;
+    const double Kappa = 24389.0 / 27.0;
+
+    // sRGB (linear) -> XYZ, D65; rows give X, Y, Z.
+    const double M00 = 0.4124564, M01 = 0.3575761, M02 = 0.1804375;
+    const double M10 = 0.2126729, M11 = 0.7151522, M12 = 0.0721750;
+    const double M20 = 0.0193339, M21 = 0.1191920, M22 = 0.9503041;
+
+    // XYZ -> sRGB (linear): the exact inverse of M, computed once, so that round trips are
+    // exact to double rounding rather than to the 7 digits of the published inverse.
+    static readonly double[] Inverse = Invert3x3(M00, M01, M02, M10, M11, M12, M20, M21, M22);
+
+    // Below this pixel count the planar conversions run on one thread.
+    const int ParallelThreshold = 1 << 14;
+
+    /// <summary>sRGB (gamma-encoded, nominally in [0, 1]) to L*a*b*.</summary>
+    public static (double L, double A, double B) FromRgb(double r, double g, double b)
+    {
+        double rl = Decode(r), gl = Decode(g), bl = Decode(b);
+        double fx = F((M00 * rl + M01 * gl + M02 * bl) / Xn);
+        double fy = F((M10 * rl + M11 * gl + M12 * bl) / Yn);
+        double fz = F((M20 * rl + M21 * gl + M22 * bl) / Zn);
+        return (116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz));
+    }
+
+    /// <summary>L*a*b* to gamma-encoded sRGB. Not clamped: out-of-gamut colours give values outside [0, 1].</summary>
+    public static (double R, double G, double B) ToRgb(double l, double a, double b)
+    {
+        double fy = (l + 16) / 116;
+        double fx = fy + a / 500;
+        double fz = fy - b / 200;
+        double x = Xn * FInverse(fx);
+        double y = Yn * (l > Kappa * Epsilon ? fy * fy * fy : l / Kappa);
+        double z = Zn * FInverse(fz);
+        var m = Inverse;
+        return (Encode(m[0] * x + m[1] * y + m[2] * z),
+                Encode(m[3] * x + m[4] * y + m[5] * z),
+                Encode(m[6] * x + m[7] * y + m[8] * z));
+    }
+
+    /// <summary>
+    /// L* of an sRGB pixel, computed from the luminance Y alone (the network's input; a colour
+    /// photo and its grey version with the same Y give the same L*). Equals <c>FromRgb(r, g, b).L</c>.
+    /// </summary>
+    public static double Lightness(double r, double g, double b)
+    {
+        double y = (M10 * Decode(r) + M11 * Decode(g) + M12 * Decode(b)) / Yn;
+        return 116 * F(y) - 16;
+    }
+
+    /// <summary>
+    /// Planar sRGB to planar L*a*b*: <paramref name="rgb"/> [3, H, W] in [0, 1] gives
+    /// <paramref name="l"/> [H, W] (0..100) and <paramref name="ab"/> [2, H, W]. Rows run in parallel.
+    /// </summary>
+    public static unsafe void RgbToLab(ReadOnlySpan<float> rgb, int height, int width, Span<float> l, Span<float> ab)
+    {
+        int plane = CheckPlanes("LabColor.RgbToLab", height, width, ("rgb", rgb.Length, 3), ("l", l.Length, 1), ("ab", ab.Length, 2));
+        fixed (float* pRgbFixed = rgb)
+        fixed (float* pLFixed = l)
+        fixed (float* pAbFixed = ab)
+        {
+            float* pRgb = pRgbFixed, pL = pLFixed, pAb = pAbFixed;
+            ForRows(height, width, y =>
+            {
+                for (int i = y * width, end = i + width; i < end; i++)
+                {
+                    var (ll, aa, bb) = FromRgb(pRgb[i], pRgb[plane + i], pRgb[2 * plane + i]);
+                    pL[i] = (float)ll;
+                    pAb[i] = (float)aa;
+                    pAb[plane + i] = (float)bb;
+                }
+            });
+        }
+    }
+
+    /// <summary>Planar sRGB [3, H, W] to L* [H, W] (0..100) only: the network input path, cheaper than <see cref="RgbToLab"/>.</summary>
+    public static unsafe void RgbToLightness(ReadOnlySpan<float> rgb, int height, int width, Span<float> l)
+    {
+        int plane = CheckPlanes("LabColor.RgbToLightness", height, width, ("rgb", rgb.Length, 3), ("l", l.Length, 1));
+        fixed (float* pRgbFixed = rgb)
+        fixed (float* pLFixed = l)
+        {
+            float* pRgb = pRgbFixed, pL = pLFixed;
+            ForRows(height, width, y =>
+            {
+                for (int i = y * width, end = i + width; i < end; i++)
+                    pL[i] = (float)Lightness(pRgb[i], pRgb[plane + i], pRgb[2 * plane + i]);
+            });
+        }
+    }
+
+    /// <summary>
+    /// Planar L*a*b* to planar sRGB: <paramref name="l"/> [H, W] and <paramref name="ab"/> [2, H, W]
+    /// give <paramref name="rgb"/> [3, H, W], clamped to [0, 1]. Rows run in parallel.
+    /// </summary>
+    public static unsafe void LabToRgb(ReadOnlySpan<float> l, ReadOnlySpan<float> ab, int height, int width, Span<float> rgb)
+    {
+        int plane = CheckPlanes("LabColor.LabToRgb", height, width, ("l", l.Length, 1), ("ab", ab.Length, 2), ("rgb", rgb.Length, 3));
+        fixed (float* pLFixed = l)
+        fixed (float* pAbFixed = ab)
+        fixed (float* pRgbFixed = rgb)
+        {
+            float* pL = pLFixed, pAb = pAbFixed, pRgb = pRgbFixed;
+            ForRows(height, width, y =>
+            {
+                for (int i = y * width, end = i + width; i < end; i++)
+                {
+                    var (r, g, b) = ToRgb(pL[i], pAb[i], pAb[plane + i]);
+                    pRgb[i] = Clamp01(r);
+                    pRgb[plane + i] = Clamp01(g);
+                    pRgb[2 * plane + i] = Clamp01(b);
+                }
+            });
+        }
+    }
+
+    static double Decode(double c)
+    {
+        double m = Math.Abs(c);
+        double v = m <= 0.04045 ? m / 12.92 : Math.Pow((m + 0.055) / 1.055, 2.4);
+        return c < 0 ? -v : v;
+    }
+
+    // Threshold 0.04045 / 12.92 (not the usual 0.0031308) so that Encode inverts Decode branch for branch.
+    static double Encode(double v)
+    {
+        double m = Math.Abs(v);
+        double c = m <= 0.04045 / 12.92 ? m * 12.92 : 1.055 * Math.Pow(m, 1 / 2.4) - 0.055;
+        return v < 0 ? -c : c;
+    }
+
+    static double F(double t) => t > Epsilon ? Math.Cbrt(t) : (Kappa * t + 16) / 116;
+
+    static double FInverse(double f)
+    {
+        double f3 = f * f * f;
+        return f3 > Epsilon ? f3 : (116 * f - 16) / Kappa;
+    }
+
+    static float Clamp01(double v) => v <= 0 ? 0f : v >= 1 ? 1f : (float)v;
+
+    static void ForRows(int height, int width, Action<int> row)
+    {
+        if ((long)height * width < ParallelThreshold)
+            for (int y = 0; y < height; y++) row(y);
+        else
+            Parallel.For(0, height, row);
+    }
+
+    static int CheckPlanes(string op, int height, int width, params (string Name, int Length, int Planes)[] buffers)
+    {
+        if (height < 0 || width < 0 || (long)height * width * 3 > int.MaxValue)
+            throw new ArgumentException($"{op}: invalid image size {width}x{height}.");
+        int plane = height * width;
+        foreach (var (name, length, planes) in buffers)
+            if (length != planes * plane)
+                throw new ArgumentException($"{op}: {name} must hold {planes} x {height} x {width} = {planes * plane} values, got {length}.");
+        return plane;
+    }
+
+    static double[] Invert3x3(double a, double b, double c, double d, double e, double f, double g, double h, double i)
+    {
+        double ca = e * i - f * h, cb = -(d * i - f * g), cc = d * h - e * g;
+        double det = a * ca + b * cb + c * cc;
+        return
+        [
+            ca / det, -(b * i - c * h) / det, (b * f - c * e) / det,
+            cb / det, (a * i - c * g) / det, -(a * f - c * d) / det,
+            cc / det, -(a * h - b * g) / det, (a * e - b * d) / det,
+        ];
+    }
+}
