@@ -101,7 +101,7 @@ public static partial class Conv2d
         if (w.Dim(1) != cin)
             throw new ArgumentException($"{op}: weight w {w.ShapeString} expects {w.Dim(1)} input channels, but input x {x.ShapeString} has {cin}.");
         if (k < 1) throw new ArgumentException($"{op}: weight w {w.ShapeString} has an empty kernel.");
-        if (h < 1 || wd < 1) throw new ArgumentException($"{op}: input x {x.ShapeString} has an empty image.");
+        if (cin < 1 || h < 1 || wd < 1) throw new ArgumentException($"{op}: input x {x.ShapeString} has no channels or an empty image.");
         if (h + 2L * padding < k || wd + 2L * padding < k)
             throw new ArgumentException($"{op}: input x {x.ShapeString} with padding {padding} is smaller than the {k}x{k} kernel.");
         int ho = OutputSize(h, k, stride, padding), wo = OutputSize(wd, k, stride, padding);
