@@ -1,0 +1,266 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+
+namespace Chroma.Kernels;
+
+public static partial class Conv2d
+{
+    /// <summary>
+    /// Column-buffer size the CPU path aims for, in floats (4 MB: stays in the last-level cache
+    /// between im2col writing it and the matrix product reading it). Tests shrink it.
+    /// </summary>
+    internal static long CpuColumnBudget = 1 << 20;
+
+    /// <summary>
+    /// Narrowest chunk the CPU path builds when images are small (7x7 .. 28x28 layers), so the
+    /// matrix product has enough columns to block and split over cores. Tests change it.
+    /// </summary>
+    internal static int CpuMinColumns = 512;
+
+    /// <summary>Below this many floats of work a loop runs on the calling thread.</summary>
+    const int ParallelThreshold = 1 << 15;
+
+    static void ForwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y)
+    {
+        var (images, rows) = s.IsPointwise && s.HoWo >= CpuMinColumns ? (1, s.Ho) : PlanChunks(s, CpuColumnBudget, CpuMinColumns);
+        float[] xa = x.HostArray, wa = w.HostArray, ya = y.HostArray;
+        float[]? ba = b?.HostArray;
+        int bOff = b?.Offset ?? 0;
+        // cols [Ckk, images*rows*Wo]; product [Cout, images*HoWo] when several images share a chunk
+        float[]? cols = null, product = null;
+        try
+        {
+            for (int n0 = 0; n0 < s.N; n0 += images)
+                for (int r0 = 0; r0 < s.Ho; r0 += rows)
+                {
+                    var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0) };
+                    // The column matrix B of the product, as (array, offset, leading dimension).
+                    float[] colArr; int colOff, colLd;
+                    if (c.IsPointwise && c.Images == 1)
+                    {
+                        (colArr, colOff, colLd) = (xa, x.Offset + c.Image0 * c.Cin * c.HW + c.Row0 * c.W, c.HW);
+                    }
+                    else
+                    {
+                        cols = Rent(cols, c.Ckk * c.Width);
+                        Im2Col(c, xa, x.Offset, cols);
+                        (colArr, colOff, colLd) = (cols, 0, c.Width);
+                    }
+
+                    if (c.Images == 1)
+                    {
+                        // y[n][:, rows] is a [Cout, Rows*Wo] block of the [Cout, HoWo] image: write it in place.
+                        int yOff = y.Offset + c.Image0 * c.Cout * c.HoWo + c.Row0 * c.Wo;
+                        Gemm.Cpu(false, false, c.Cout, c.Width, c.Ckk, 1f, wa, w.Offset, c.Ckk, colArr, colOff, colLd, 0f, ya, yOff, c.HoWo);
+                        if (ba is not null)
+                            for (int o = 0; o < c.Cout; o++)
+                                TensorPrimitives.Add(ya.AsSpan(yOff + o * c.HoWo, c.ChunkPixels), ba[bOff + o], ya.AsSpan(yOff + o * c.HoWo, c.ChunkPixels));
+                    }
+                    else
+                    {
+                        product = Rent(product, c.Cout * c.Width);
+                        Gemm.Cpu(false, false, c.Cout, c.Width, c.Ckk, 1f, wa, w.Offset, c.Ckk, colArr, colOff, colLd, 0f, product, 0, c.Width);
+                        ScatterOutput(c, product, ya, y.Offset, ba, bOff);
+                    }
+                }
+        }
+        finally
+        {
+            Return(cols);
+            Return(product);
+        }
+    }
+
+    static void BackwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db)
+    {
+        if (db is not null) BiasGradientCpu(s, dy, db);
+        var (images, rows) = s.IsPointwise && s.HoWo >= CpuMinColumns ? (1, s.Ho) : PlanChunks(s, CpuColumnBudget, CpuMinColumns);
+        float[] xa = x.HostArray, wa = w.HostArray, dya = dy.HostArray, dwa = dw.HostArray;
+        // cols [Ckk, Width] (reused for dcols once dW has been accumulated); gathered dY [Cout, Width]
+        float[]? cols = null, gathered = null;
+        try
+        {
+            for (int n0 = 0; n0 < s.N; n0 += images)
+                for (int r0 = 0; r0 < s.Ho; r0 += rows)
+                {
+                    var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0) };
+                    bool direct = c.IsPointwise && c.Images == 1;
+                    int xChunk = x.Offset + c.Image0 * c.Cin * c.HW + c.Row0 * c.W;
+
+                    float[] colArr; int colOff, colLd;
+                    if (direct) (colArr, colOff, colLd) = (xa, xChunk, c.HW);
+                    else
+                    {
+                        cols = Rent(cols, c.Ckk * c.Width);
+                        Im2Col(c, xa, x.Offset, cols);
+                        (colArr, colOff, colLd) = (cols, 0, c.Width);
+                    }
+
+                    // dY of the chunk as a [Cout, Width] matrix.
+                    float[] dyArr; int dyOff, dyLd;
+                    if (c.Images == 1) (dyArr, dyOff, dyLd) = (dya, dy.Offset + c.Image0 * c.Cout * c.HoWo + c.Row0 * c.Wo, c.HoWo);
+                    else
+                    {
+                        gathered = Rent(gathered, c.Cout * c.Width);
+                        GatherOutputGradient(c, dya, dy.Offset, gathered);
+                        (dyArr, dyOff, dyLd) = (gathered, 0, c.Width);
+                    }
+
+                    // dW [Cout, Ckk] += dY [Cout, Width] * cols^T
+                    Gemm.Cpu(false, true, c.Cout, c.Ckk, c.Width, 1f, dyArr, dyOff, dyLd, colArr, colOff, colLd, 1f, dwa, dw.Offset, c.Ckk);
+
+                    if (dx is null) continue;
+                    // dcols [Ckk, Width] = W^T * dY; a direct pointwise chunk's dcols is dx[n] itself.
+                    if (direct)
+                        Gemm.Cpu(true, false, c.Ckk, c.Width, c.Cout, 1f, wa, w.Offset, c.Ckk, dyArr, dyOff, dyLd, 1f, dx.HostArray, dx.Offset + (xChunk - x.Offset), c.HW);
+                    else
+                    {
+                        Gemm.Cpu(true, false, c.Ckk, c.Width, c.Cout, 1f, wa, w.Offset, c.Ckk, dyArr, dyOff, dyLd, 0f, cols!, 0, c.Width);
+                        Col2Im(c, cols!, dx.HostArray, dx.Offset);
+                    }
+                }
+        }
+        finally
+        {
+            Return(cols);
+            Return(gathered);
+        }
+    }
+
+    /// <summary>db[o] += sum over images and pixels of dy[n, o].</summary>
+    static void BiasGradientCpu(ConvArgs s, Tensor dy, Tensor db)
+    {
+        float[] dya = dy.HostArray, dba = db.HostArray;
+        int dyOff = dy.Offset, dbOff = db.Offset;
+        For(s.Cout, (long)s.N * s.HoWo, o =>
+        {
+            double sum = 0;
+            for (int n = 0; n < s.N; n++)
+                sum += TensorPrimitives.Sum(dya.AsSpan(dyOff + (n * s.Cout + o) * s.HoWo, s.HoWo));
+            dba[dbOff + o] += (float)sum;
+        });
+    }
+
+    /// <summary>
+    /// Fills cols [Ckk, Width] for the chunk: row (c, u, v), column (image, i, j) holds
+    /// x[Image0 + image, c, i*stride - pad + u, j*stride - pad + v] (0 in the padding).
+    /// One task per (image, channel); each writes K*K*Rows contiguous runs of Wo floats.
+    /// </summary>
+    static void Im2Col(ConvArgs c, float[] x, int xOffset, float[] cols)
+    {
+        For(c.Images * c.Cin, (long)c.K * c.K * c.ChunkPixels, task =>
+        {
+            int img = task / c.Cin, ch = task % c.Cin;
+            var plane = x.AsSpan(xOffset + ((c.Image0 + img) * c.Cin + ch) * c.HW, c.HW);
+            for (int u = 0; u < c.K; u++)
+                for (int v = 0; v < c.K; v++)
+                {
+                    var (lo, hi) = ValidColumns(c, v);
+                    int row = (ch * c.K + u) * c.K + v;
+                    var dst = cols.AsSpan(row * c.Width + img * c.ChunkPixels, c.ChunkPixels);
+                    for (int i = 0; i < c.Rows; i++)
+                    {
+                        var line = dst.Slice(i * c.Wo, c.Wo);
+                        int iy = (c.Row0 + i) * c.Stride - c.Pad + u;
+                        if (iy < 0 || iy >= c.H || hi <= lo) { line.Clear(); continue; }
+                        line[..lo].Clear();
+                        line[hi..].Clear();
+                        var src = plane.Slice(iy * c.W);
+                        int ix0 = lo * c.Stride - c.Pad + v;
+                        if (c.Stride == 1) src.Slice(ix0, hi - lo).CopyTo(line[lo..hi]);
+                        else
+                            for (int j = lo, ix = ix0; j < hi; j++, ix += c.Stride) line[j] = src[ix];
+                    }
+                }
+        });
+    }
+
+    /// <summary>
+    /// The inverse scatter of <see cref="Im2Col"/>: adds every entry of dcols [Ckk, Width] into the
+    /// dx pixel it was read from. One task per (image, channel), so no two tasks touch the same pixel.
+    /// </summary>
+    static void Col2Im(ConvArgs c, float[] dcols, float[] dx, int dxOffset)
+    {
+        For(c.Images * c.Cin, (long)c.K * c.K * c.ChunkPixels, task =>
+        {
+            int img = task / c.Cin, ch = task % c.Cin;
+            var plane = dx.AsSpan(dxOffset + ((c.Image0 + img) * c.Cin + ch) * c.HW, c.HW);
+            for (int u = 0; u < c.K; u++)
+                for (int v = 0; v < c.K; v++)
+                {
+                    var (lo, hi) = ValidColumns(c, v);
+                    if (hi <= lo) continue;
+                    int row = (ch * c.K + u) * c.K + v;
+                    var src = dcols.AsSpan(row * c.Width + img * c.ChunkPixels, c.ChunkPixels);
+                    for (int i = 0; i < c.Rows; i++)
+                    {
+                        int iy = (c.Row0 + i) * c.Stride - c.Pad + u;
+                        if (iy < 0 || iy >= c.H) continue;
+                        var line = src.Slice(i * c.Wo + lo, hi - lo);
+                        var dst = plane.Slice(iy * c.W);
+                        int ix0 = lo * c.Stride - c.Pad + v;
+                        if (c.Stride == 1)
+                        {
+                            var d = dst.Slice(ix0, hi - lo);
+                            TensorPrimitives.Add(d, line, d);
+                        }
+                        else
+                            for (int j = 0, ix = ix0; j < line.Length; j++, ix += c.Stride) dst[ix] += line[j];
+                    }
+                }
+        });
+    }
+
+    /// <summary>Output columns [lo, hi) whose kernel column <paramref name="v"/> lands inside the image (the rest read padding).</summary>
+    static (int Lo, int Hi) ValidColumns(in ConvArgs c, int v)
+    {
+        // j*stride - pad + v >= 0  and  j*stride - pad + v <= W - 1
+        int first = c.Pad - v, last = c.W - 1 + c.Pad - v;
+        int lo = first <= 0 ? 0 : (first + c.Stride - 1) / c.Stride;
+        int hi = last < 0 ? 0 : Math.Min(c.Wo, last / c.Stride + 1);
+        return (Math.Min(lo, c.Wo), hi);
+    }
+
+    /// <summary>y[Image0 + g, o, :] = product[o, g*HoWo ..] + b[o] for a chunk of whole images.</summary>
+    static void ScatterOutput(ConvArgs c, float[] product, float[] y, int yOffset, float[]? bias, int biasOffset)
+    {
+        For(c.Images * c.Cout, c.HoWo, task =>
+        {
+            int img = task / c.Cout, o = task % c.Cout;
+            var src = product.AsSpan(o * c.Width + img * c.HoWo, c.HoWo);
+            var dst = y.AsSpan(yOffset + ((c.Image0 + img) * c.Cout + o) * c.HoWo, c.HoWo);
+            if (bias is null) src.CopyTo(dst);
+            else TensorPrimitives.Add(src, bias[biasOffset + o], dst);
+        });
+    }
+
+    /// <summary>gathered[o, g*HoWo ..] = dy[Image0 + g, o, :] for a chunk of whole images.</summary>
+    static void GatherOutputGradient(ConvArgs c, float[] dy, int dyOffset, float[] gathered)
+    {
+        For(c.Images * c.Cout, c.HoWo, task =>
+        {
+            int img = task / c.Cout, o = task % c.Cout;
+            dy.AsSpan(dyOffset + ((c.Image0 + img) * c.Cout + o) * c.HoWo, c.HoWo).CopyTo(gathered.AsSpan(o * c.Width + img * c.HoWo, c.HoWo));
+        });
+    }
+
+    /// <summary>Runs body(0 .. count-1), over all cores when the total work is worth it.</summary>
+    static void For(int count, long workPerItem, Action<int> body)
+    {
+        if (count > 1 && count * workPerItem >= ParallelThreshold) Parallel.For(0, count, body);
+        else for (int i = 0; i < count; i++) body(i);
+    }
+
+    /// <summary>A pooled buffer of at least <paramref name="length"/> floats, swapping out a smaller one.</summary>
+    static float[] Rent(float[]? current, int length)
+    {
+        if (current is not null && current.Length >= length) return current;
+        Return(current);
+        return ArrayPool<float>.Shared.Rent(Math.Max(length, 1));
+    }
+
+    static void Return(float[]? buffer)
+    {
+        if (buffer is not null) ArrayPool<float>.Shared.Return(buffer);
+    }
+}
