@@ -167,42 +167,78 @@ public static partial class Gemm
     static unsafe void PackB<TOps, TVec>(in CpuProblem p, in MacroBlock blk, int panel0, int panel1)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
-        int nr = 2 * TOps.Count, kc = blk.Kc;
+        int nr = 2 * TOps.Count, kc = blk.Kc, w = TOps.Count;
+        nint ldb = p.Ldb, panelLength = (nint)nr * kc;
         fixed (float* bBase = p.B)
         {
             float* src = bBase + p.BOffset;
-            for (int q = panel0; q < panel1; q++)
+            if (!p.TransB)
             {
-                float* dst = (float*)blk.BPacked + (nint)q * nr * kc;
-                int j0 = blk.Jc + q * nr, cols = Math.Min(nr, blk.Nc - q * nr);
-                if (!p.TransB)
+                // op(B)(pp, j) = B[pp*ldb + j]: copies of NR-float runs. Walked in strips of RowStrip
+                // rows across all panels, so the rows read and the panel stretches written both
+                // stay within a few pages (a whole panel at a time touches kc pages of B; a whole
+                // row at a time writes to every panel).
+                const int RowStrip = 4;
+                int j0 = blk.Jc + panel0 * nr, j1 = blk.Jc + Math.Min(panel1 * nr, blk.Nc);
+                int fullPanels = (j1 - j0) / nr, cols = j1 - j0 - fullPanels * nr;
+                for (int pp0 = 0; pp0 < kc; pp0 += RowStrip)
                 {
-                    // op(B)(pp, j) = B[pp*ldb + j]: each row of the panel is a contiguous run.
-                    float* s = src + (nint)blk.Pc * p.Ldb + j0;
-                    if (cols == nr)
-                        for (int pp = 0; pp < kc; pp++, s += p.Ldb, dst += nr)
-                        {
-                            TOps.Store(dst, TOps.Load(s));
-                            TOps.Store(dst + TOps.Count, TOps.Load(s + TOps.Count));
-                        }
-                    else
-                        for (int pp = 0; pp < kc; pp++, s += p.Ldb, dst += nr)
-                        {
-                            int j = 0;
-                            for (; j < cols; j++) dst[j] = s[j];
-                            for (; j < nr; j++) dst[j] = 0f;
-                        }
-                }
-                else
-                {
-                    // op(B)(pp, j) = B[j*ldb + pp]: walk each stored row of B once, scattering into a column of the panel.
-                    for (int j = 0; j < nr; j++)
+                    int pp1 = Math.Min(kc, pp0 + RowStrip);
+                    float* strip = src + (blk.Pc + pp0) * ldb + j0;
+                    float* dStrip = (float*)blk.BPacked + panel0 * panelLength + pp0 * nr;
+                    for (int q = 0; q < fullPanels; q++)
                     {
-                        if (j < cols)
+                        float* s = strip + q * nr, d = dStrip + q * panelLength;
+                        for (int pp = pp0; pp < pp1; pp++, s += ldb, d += nr)
                         {
-                            float* s = src + (nint)(j0 + j) * p.Ldb + blk.Pc;
-                            for (int pp = 0; pp < kc; pp++) dst[pp * nr + j] = s[pp];
+                            TOps.Store(d, TOps.Load(s));
+                            TOps.Store(d + w, TOps.Load(s + w));
                         }
+                    }
+                    if (cols > 0)
+                    {
+                        float* s = strip + fullPanels * nr, d = dStrip + fullPanels * panelLength;
+                        for (int pp = pp0; pp < pp1; pp++, s += ldb, d += nr)
+                            for (int j = 0; j < nr; j++) d[j] = j < cols ? s[j] : 0f;
+                    }
+                }
+            }
+            else
+            {
+                // op(B)(pp, j) = B[j*ldb + pp]: a transpose. Four stored rows of B at a time are read
+                // contiguously along k and transposed in 4 x 4 blocks into four columns of the panel.
+                for (int q = panel0; q < panel1; q++)
+                {
+                    float* dst = (float*)blk.BPacked + q * panelLength;
+                    int j0 = blk.Jc + q * nr, cols = Math.Min(nr, blk.Nc - q * nr);
+                    int j = 0;
+                    if (Sse.IsSupported)
+                        for (; j + 4 <= cols; j += 4)
+                        {
+                            float* s0 = src + (j0 + j) * ldb + blk.Pc, s1 = s0 + ldb, s2 = s1 + ldb, s3 = s2 + ldb;
+                            float* d = dst + j;
+                            int pp = 0;
+                            for (; pp + 4 <= kc; pp += 4, d += 4 * nr)
+                            {
+                                Vector128<float> r0 = Sse.LoadVector128(s0 + pp), r1 = Sse.LoadVector128(s1 + pp);
+                                Vector128<float> r2 = Sse.LoadVector128(s2 + pp), r3 = Sse.LoadVector128(s3 + pp);
+                                Vector128<float> t0 = Sse.UnpackLow(r0, r1), t1 = Sse.UnpackHigh(r0, r1);
+                                Vector128<float> t2 = Sse.UnpackLow(r2, r3), t3 = Sse.UnpackHigh(r2, r3);
+                                Sse.Store(d, Sse.MoveLowToHigh(t0, t2));
+                                Sse.Store(d + nr, Sse.MoveHighToLow(t2, t0));
+                                Sse.Store(d + 2 * nr, Sse.MoveLowToHigh(t1, t3));
+                                Sse.Store(d + 3 * nr, Sse.MoveHighToLow(t3, t1));
+                            }
+                            for (; pp < kc; pp++, d += nr)
+                            {
+                                d[0] = s0[pp]; d[1] = s1[pp]; d[2] = s2[pp]; d[3] = s3[pp];
+                            }
+                        }
+                    for (; j < nr; j++)
+                    {
+                        float* s = src + (j0 + j) * ldb + blk.Pc;
+                        if (j < cols)
+                            for (int pp = 0; pp < kc; pp++) dst[pp * nr + j] = s[pp];
                         else
                             for (int pp = 0; pp < kc; pp++) dst[pp * nr + j] = 0f;
                     }
@@ -219,16 +255,15 @@ public static partial class Gemm
         {
             float* src = aBase + p.AOffset;
             nint lda = p.Lda;
-            for (int ir = 0; ir < rows; ir += Mr, dst += Mr * kc)
+            if (!p.TransA)
             {
-                int mr = Math.Min(Mr, rows - ir);
-                int i = i0 + ir;
-                if (!p.TransA)
+                // op(A)(i, pp) = A[i*lda + pp]: per panel, six row streams interleaved.
+                for (int ir = 0; ir < rows; ir += Mr, dst += Mr * kc)
                 {
-                    // op(A)(i, pp) = A[i*lda + pp]: six row streams, interleaved.
+                    int mr = Math.Min(Mr, rows - ir);
+                    float* r0 = src + (i0 + ir) * lda + pc;
                     if (mr == Mr)
                     {
-                        float* r0 = src + i * lda + pc;
                         float* r1 = r0 + lda, r2 = r1 + lda, r3 = r2 + lda, r4 = r3 + lda, r5 = r4 + lda;
                         float* d = dst;
                         for (int pp = 0; pp < kc; pp++, d += Mr)
@@ -238,30 +273,31 @@ public static partial class Gemm
                         }
                     }
                     else
-                    {
                         for (int r = 0; r < Mr; r++)
                         {
-                            if (r < mr)
-                            {
-                                float* s = src + (i + r) * lda + pc;
-                                for (int pp = 0; pp < kc; pp++) dst[pp * Mr + r] = s[pp];
-                            }
-                            else
-                                for (int pp = 0; pp < kc; pp++) dst[pp * Mr + r] = 0f;
+                            float* s = r0 + r * lda;
+                            for (int pp = 0; pp < kc; pp++) dst[pp * Mr + r] = r < mr ? s[pp] : 0f;
                         }
-                    }
                 }
-                else
+            }
+            else
+            {
+                // op(A)(i, pp) = A[pp*lda + i]: walk each stored row once, contiguously, handing
+                // MR-runs to the panels (panel by panel would stride by lda, which aliases in L1
+                // when lda is a multiple of 1024 floats).
+                int full = rows / Mr * Mr;
+                for (int pp = 0; pp < kc; pp++)
                 {
-                    // op(A)(i, pp) = A[pp*lda + i]: each step of k is a contiguous run of MR values.
-                    float* s = src + pc * lda + i;
-                    float* d = dst;
-                    for (int pp = 0; pp < kc; pp++, s += lda, d += Mr)
+                    float* s = src + (pc + pp) * lda + i0;
+                    float* d = dst + pp * Mr;
+                    int ir = 0;
+                    for (; ir < full; ir += Mr, d += Mr * kc)
                     {
-                        int r = 0;
-                        for (; r < mr; r++) d[r] = s[r];
-                        for (; r < Mr; r++) d[r] = 0f;
+                        d[0] = s[ir]; d[1] = s[ir + 1]; d[2] = s[ir + 2];
+                        d[3] = s[ir + 3]; d[4] = s[ir + 4]; d[5] = s[ir + 5];
                     }
+                    if (ir < rows)
+                        for (int r = 0; r < Mr; r++) d[r] = ir + r < rows ? s[ir + r] : 0f;
                 }
             }
         }
