@@ -356,6 +356,12 @@ public static partial class Gemm
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int w = TOps.Count;
+        if (Sse.IsSupported)
+        {
+            // Start fetching the C tile now; it is needed only after the k loop.
+            float* cr = c;
+            for (int r = 0; r < Mr; r++, cr += ldc) { Sse.Prefetch0(cr); Sse.Prefetch0(cr + 2 * w - 1); }
+        }
         TVec c00 = TOps.Zero, c01 = TOps.Zero, c10 = TOps.Zero, c11 = TOps.Zero, c20 = TOps.Zero, c21 = TOps.Zero;
         TVec c30 = TOps.Zero, c31 = TOps.Zero, c40 = TOps.Zero, c41 = TOps.Zero, c50 = TOps.Zero, c51 = TOps.Zero;
         for (int pp = 0; pp < kc; pp++, a += Mr, b += 2 * w)
