@@ -1,4 +1,5 @@
 using Chroma.Kernels;
+using ILGPU;
 using ILGPU.Runtime;
 using Xunit;
 
@@ -185,22 +186,34 @@ public class GemmTests
                 Assert.True(got[i * ldc + j] == (float)cStore[i * ldc + j], $"C padding ({i}, {j}) changed");
     }
 
-    // The tiled kernel against kernel 1 (the naive one) on the same inputs.
-    [Fact]
-    public void Gpu_tiled_kernel_matches_naive_kernel()
+    // Every GPU kernel (1: naive, 2: 4x4 tiled, 3: 8x8 tiled) against the reference, on shapes
+    // with partial tiles for both tiled kernels (tiles of 16 and 32 on the simulator).
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(false, true)]
+    [InlineData(true, false)]
+    [InlineData(true, true)]
+    public void Gpu_kernels_match_reference(bool transA, bool transB)
     {
         var gpu = (GpuDevice)TestDevices.Get("gpu");
-        const int m = 20, n = 17, k = 35;
+        const int m = 37, n = 45, k = 21;
         var a = TestData.RoundToFloat(TestData.Uniform(90, m * k));
         var b = TestData.RoundToFloat(TestData.Uniform(91, k * n));
-        using var ta = TestData.Tensor(gpu, a, m, k);
-        using var tb = TestData.Tensor(gpu, b, n, k);
-        using var tiled = gpu.Zeros(m, n);
-        using var naive = gpu.Zeros(m, n);
-        Gemm.Gpu(gpu, false, true, m, n, k, 1f, ta.View, k, tb.View, k, 0f, tiled.View, n);
-        Gemm.GpuNaive(gpu, false, true, m, n, k, 1f, ta.View, k, tb.View, k, 0f, naive.View, n);
-        Compare.Close("tiled vs naive", TestData.ToDouble(naive.ToArray()), tiled.ToArray(), 1e-5, 1e-5);
+        var c = TestData.RoundToFloat(TestData.Uniform(92, m * n));
+        var expected = Gemm.Reference.Multiply(transA, transB, m, n, k, 0.5, a, b, -2, c);
+        using var ta = TestData.Tensor(gpu, a, transA ? [k, m] : [m, k]);
+        using var tb = TestData.Tensor(gpu, b, transB ? [n, k] : [k, n]);
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        foreach (var (name, kernel) in new (string, GpuGemm)[] { ("naive", Gemm.GpuNaive), ("tiled 4x4", Gemm.GpuTiled4), ("tiled 8x8", Gemm.GpuTiled8) })
+        {
+            using var tc = TestData.Tensor(gpu, c, m, n);
+            kernel(gpu, transA, transB, m, n, k, 0.5f, ta.View, lda, tb.View, ldb, -2f, tc.View, n);
+            Compare.Close(name, expected, tc.ToArray(), 1e-5, 1e-5);
+        }
     }
+
+    delegate void GpuGemm(GpuDevice gpu, bool transA, bool transB, int m, int n, int k, float alpha,
+        ArrayView<float> a, int lda, ArrayView<float> b, int ldb, float beta, ArrayView<float> c, int ldc);
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
     public void Mismatched_shapes_are_rejected(string path)
