@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Numerics.Tensors;
 
 namespace Chroma.Kernels;
 
@@ -17,20 +18,12 @@ public static partial class BatchNorm
         int xo = x.Offset, yo = y.Offset, go = gamma.Offset, bo = beta.Offset;
         int rmo = runningMean.Offset, rvo = runningVar.Offset, smo = saveMean.Offset, sio = saveInvStd.Offset;
         long m = (long)n * s;
-        ForEachChannel(c, s, x.Length, ch =>
+
+        // Deviations are taken from the float-rounded mean; their sum corrects for that rounding.
+        // Saves the statistics, updates the running ones and returns y = x * scale + shift's coefficients.
+        (float Scale, float Shift) Finish(int ch, float roughMean, double sumDev, double sumDev2)
         {
-            double sum = 0;
-            for (int i = 0; i < n; i++) sum += Sum(xa.AsSpan(xo + (i * c + ch) * s, s));
-            double mean = sum / m;
-            // Deviations from the float-rounded mean; the sum of deviations corrects for that rounding.
-            float meanF = (float)mean;
-            double sumDev = 0, sumDev2 = 0;
-            for (int i = 0; i < n; i++)
-            {
-                sumDev += SumDeviations(xa.AsSpan(xo + (i * c + ch) * s, s), meanF, out float dev2);
-                sumDev2 += dev2;
-            }
-            mean = meanF + sumDev / m;
+            double mean = roughMean + sumDev / m;
             double var = Math.Max(0, (sumDev2 - sumDev * sumDev / m) / m);
             double invStd = 1 / Math.Sqrt(var + eps);
             sm[smo + ch] = (float)mean;
@@ -38,7 +31,55 @@ public static partial class BatchNorm
             rm[rmo + ch] = (float)((1 - momentum) * rm[rmo + ch] + momentum * mean);
             rv[rvo + ch] = (float)((1 - momentum) * rv[rvo + ch] + momentum * var * m / (m - 1));
             double scale = g[go + ch] * invStd;
-            ScaleShiftChannel(xa, xo, ya, yo, n, c, s, ch, (float)scale, (float)(b[bo + ch] - mean * scale));
+            return ((float)scale, (float)(b[bo + ch] - mean * scale));
+        }
+
+        if (s == 1)
+        {
+            // x [N,C]: a channel is a column; walk rows contiguously for a block of columns.
+            ForEachChannelBlock(c, s, x.Length, (c0, width) =>
+            {
+                Span<double> sum = stackalloc double[width], dev = stackalloc double[width], dev2 = stackalloc double[width];
+                Span<float> mean = stackalloc float[width], scale = stackalloc float[width], shift = stackalloc float[width];
+                for (int i = 0; i < n; i++)
+                {
+                    var row = xa.AsSpan(xo + i * c + c0, width);
+                    for (int j = 0; j < width; j++) sum[j] += row[j];
+                }
+                for (int j = 0; j < width; j++) mean[j] = (float)(sum[j] / m);
+                for (int i = 0; i < n; i++)
+                {
+                    var row = xa.AsSpan(xo + i * c + c0, width);
+                    for (int j = 0; j < width; j++)
+                    {
+                        float d = row[j] - mean[j];
+                        dev[j] += d;
+                        dev2[j] += d * d;
+                    }
+                }
+                for (int j = 0; j < width; j++) (scale[j], shift[j]) = Finish(c0 + j, mean[j], dev[j], dev2[j]);
+                for (int i = 0; i < n; i++)
+                    TensorPrimitives.FusedMultiplyAdd(xa.AsSpan(xo + i * c + c0, width), scale, shift, ya.AsSpan(yo + i * c + c0, width));
+            });
+            return;
+        }
+
+        ForEachChannelBlock(c, s, x.Length, (c0, width) =>
+        {
+            for (int ch = c0; ch < c0 + width; ch++)
+            {
+                double sum = 0;
+                for (int i = 0; i < n; i++) sum += Sum(xa.AsSpan(xo + (i * c + ch) * s, s));
+                float mean = (float)(sum / m);
+                double sumDev = 0, sumDev2 = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    sumDev += SumDeviations(xa.AsSpan(xo + (i * c + ch) * s, s), mean, out float dev2);
+                    sumDev2 += dev2;
+                }
+                var (scale, shift) = Finish(ch, mean, sumDev, sumDev2);
+                ScaleShiftChannel(xa, xo, ya, yo, n, c, s, ch, scale, shift);
+            }
         });
     }
 
@@ -48,10 +89,25 @@ public static partial class BatchNorm
         float[] xa = x.HostArray, ya = y.HostArray, g = gamma.HostArray, b = beta.HostArray;
         float[] rm = runningMean.HostArray, rv = runningVar.HostArray;
         int xo = x.Offset, yo = y.Offset, go = gamma.Offset, bo = beta.Offset, rmo = runningMean.Offset, rvo = runningVar.Offset;
-        ForEachChannel(c, s, x.Length, ch =>
+        // y = x * scale + shift per channel.
+        var scale = new float[c];
+        var shift = new float[c];
+        for (int ch = 0; ch < c; ch++)
         {
-            double scale = g[go + ch] / Math.Sqrt((double)rv[rvo + ch] + eps);
-            ScaleShiftChannel(xa, xo, ya, yo, n, c, s, ch, (float)scale, (float)(b[bo + ch] - rm[rmo + ch] * scale));
+            double sc = g[go + ch] / Math.Sqrt((double)rv[rvo + ch] + eps);
+            scale[ch] = (float)sc;
+            shift[ch] = (float)(b[bo + ch] - rm[rmo + ch] * sc);
+        }
+        if (s == 1)
+        {
+            // x [N,C]: each row is one multiply-add with the coefficient vectors.
+            for (int i = 0; i < n; i++)
+                TensorPrimitives.FusedMultiplyAdd(xa.AsSpan(xo + i * c, c), scale, shift, ya.AsSpan(yo + i * c, c));
+            return;
+        }
+        ForEachChannelBlock(c, s, x.Length, (c0, width) =>
+        {
+            for (int ch = c0; ch < c0 + width; ch++) ScaleShiftChannel(xa, xo, ya, yo, n, c, s, ch, scale[ch], shift[ch]);
         });
     }
 
@@ -63,50 +119,87 @@ public static partial class BatchNorm
         int xo = x.Offset, dyo = dy.Offset, dxo = dx.Offset, go = gamma.Offset, smo = saveMean.Offset, sio = saveInvStd.Offset;
         int dgo = dgamma.Offset, dbo = dbeta.Offset;
         long m = (long)n * s;
-        ForEachChannel(c, s, x.Length, ch =>
+
+        // Accumulates dgamma, dbeta and returns the coefficients of
+        // dx += k (m dy - sumDy - xhat sumDyXhat), k = gamma invStd / m, written as a dy + b (x - mean) + c0.
+        (float A, float B, float C0) Finish(int ch, double sumDy, double sumDyDev)
         {
-            float mean = sm[smo + ch];
             double invStd = si[sio + ch];
-            double sumDy = 0, sumDyDev = 0;
-            for (int i = 0; i < n; i++)
-            {
-                int at = (i * c + ch) * s;
-                sumDy += Sum(dya.AsSpan(dyo + at, s));
-                sumDyDev += DotDeviations(dya.AsSpan(dyo + at, s), xa.AsSpan(xo + at, s), mean);
-            }
             double sumDyXhat = sumDyDev * invStd;
             dba[dbo + ch] += (float)sumDy;
             dga[dgo + ch] += (float)sumDyXhat;
-            // dx += k (m dy - sumDy - xhat sumDyXhat), k = gamma invStd / m, written as a dy + b (x - mean) + c0.
             double k = g[go + ch] * invStd / m;
-            float a = (float)(k * m), bDev = (float)(-k * invStd * sumDyXhat), c0 = (float)(-k * sumDy);
-            for (int i = 0; i < n; i++)
+            return ((float)(k * m), (float)(-k * invStd * sumDyXhat), (float)(-k * sumDy));
+        }
+
+        if (s == 1)
+        {
+            // x [N,C]: a channel is a column; walk rows contiguously for a block of columns.
+            ForEachChannelBlock(c, s, x.Length, (c0, width) =>
             {
-                int at = (i * c + ch) * s;
-                AccumulateDx(dya.AsSpan(dyo + at, s), xa.AsSpan(xo + at, s), dxa.AsSpan(dxo + at, s), mean, a, bDev, c0);
+                Span<double> sumDy = stackalloc double[width], sumDyDev = stackalloc double[width];
+                Span<float> a = stackalloc float[width], bDev = stackalloc float[width], c0s = stackalloc float[width];
+                var mean = sm.AsSpan(smo + c0, width);
+                for (int i = 0; i < n; i++)
+                {
+                    var xr = xa.AsSpan(xo + i * c + c0, width);
+                    var dyr = dya.AsSpan(dyo + i * c + c0, width);
+                    for (int j = 0; j < width; j++)
+                    {
+                        sumDy[j] += dyr[j];
+                        sumDyDev[j] += dyr[j] * (xr[j] - mean[j]);
+                    }
+                }
+                for (int j = 0; j < width; j++) (a[j], bDev[j], c0s[j]) = Finish(c0 + j, sumDy[j], sumDyDev[j]);
+                for (int i = 0; i < n; i++)
+                {
+                    var xr = xa.AsSpan(xo + i * c + c0, width);
+                    var dyr = dya.AsSpan(dyo + i * c + c0, width);
+                    var dxr = dxa.AsSpan(dxo + i * c + c0, width);
+                    for (int j = 0; j < width; j++) dxr[j] += a[j] * dyr[j] + bDev[j] * (xr[j] - mean[j]) + c0s[j];
+                }
+            });
+            return;
+        }
+
+        ForEachChannelBlock(c, s, x.Length, (c0, width) =>
+        {
+            for (int ch = c0; ch < c0 + width; ch++)
+            {
+                float mean = sm[smo + ch];
+                double sumDy = 0, sumDyDev = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    int at = (i * c + ch) * s;
+                    sumDy += Sum(dya.AsSpan(dyo + at, s));
+                    sumDyDev += DotDeviations(dya.AsSpan(dyo + at, s), xa.AsSpan(xo + at, s), mean);
+                }
+                var (a, bDev, c0s) = Finish(ch, sumDy, sumDyDev);
+                for (int i = 0; i < n; i++)
+                {
+                    int at = (i * c + ch) * s;
+                    AccumulateDx(dya.AsSpan(dyo + at, s), xa.AsSpan(xo + at, s), dxa.AsSpan(dxo + at, s), mean, a, bDev, c0s);
+                }
             }
         });
     }
 
     /// <summary>
-    /// Runs <paramref name="body"/> for every channel, in parallel over blocks of channels. With small S
-    /// a block holds several channels, so neighbouring threads do not write the same cache lines.
+    /// Runs <paramref name="body"/>(first channel, count) over blocks of channels, in parallel when the
+    /// tensor is large. With S = 1 a block is 64 columns walked row by row; with small S a block holds
+    /// enough channels that neighbouring threads do not write the same cache lines.
     /// </summary>
-    static void ForEachChannel(int c, int s, int length, Action<int> body)
+    static void ForEachChannelBlock(int c, int s, int length, Action<int, int> body)
     {
         const int SequentialBelow = 1 << 15; // elements; below this, thread start-up costs more than it saves
+        int perBlock = s == 1 ? 64 : s >= 16 ? 1 : (16 + s - 1) / s;
+        int blocks = (c + perBlock - 1) / perBlock;
         if (length < SequentialBelow || Environment.ProcessorCount == 1)
         {
-            for (int ch = 0; ch < c; ch++) body(ch);
+            for (int blk = 0; blk < blocks; blk++) body(blk * perBlock, Math.Min(perBlock, c - blk * perBlock));
             return;
         }
-        int perBlock = s >= 16 ? 1 : (16 + s - 1) / s;
-        int blocks = (c + perBlock - 1) / perBlock;
-        Parallel.For(0, blocks, blk =>
-        {
-            int end = Math.Min(c, (blk + 1) * perBlock);
-            for (int ch = blk * perBlock; ch < end; ch++) body(ch);
-        });
+        Parallel.For(0, blocks, blk => body(blk * perBlock, Math.Min(perBlock, c - blk * perBlock)));
     }
 
     /// <summary>y = x * scale + shift over the N segments of one channel.</summary>
