@@ -9,6 +9,8 @@ public static partial class BatchNorm
 {
     // A channel of x [N,C,S] is N segments of S contiguous values, segment i at (i*C + c)*S.
     // Each segment goes through a SIMD loop in float; segments are summed in double per channel.
+    // With S = 1 (x [N,C], after FC layers) a channel is a strided column, so those paths walk rows
+    // for a block of channels instead.
 
     static void ForwardTrainingCpu(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         Tensor y, Tensor saveMean, Tensor saveInvStd, int n, int c, int s, float momentum, float eps)
