@@ -1,0 +1,51 @@
+using System.CommandLine;
+using Chroma.Model;
+using Spectre.Console;
+
+namespace Chroma.Cli;
+
+/// <summary>An error the user can fix: printed as one line, no stack trace.</summary>
+public sealed class CliException(string message, int exitCode = 2) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
+
+/// <summary>Runs the parsed command and turns expected failures into one clear line and an exit code.</summary>
+public static class CliRunner
+{
+    public static int Run(RootCommand root, string[] args)
+    {
+        var parse = root.Parse(args);
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (Describe(e) is { } message)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {message}");
+            return e is CliException c ? c.ExitCode : 1;
+        }
+    }
+
+    /// <summary>Expected errors and how to word them; null for bugs, which keep their stack trace.</summary>
+    static string? Describe(Exception e) => e switch
+    {
+        CliException or ModelFileException or ImageFormatException or SafeTensorsException => e.Message,
+        FileNotFoundException f => $"{f.FileName ?? "file"}: not found",
+        DirectoryNotFoundException => e.Message,
+        UnauthorizedAccessException => e.Message,
+        IOException => e.Message,
+        ArgumentException => e.Message,
+        InvalidOperationException when e.Message.StartsWith("Cannot open a", StringComparison.Ordinal) => e.Message,
+        OutOfMemoryException => "out of memory: try a smaller --max-pixels, a smaller model or the CPU device",
+        _ => null,
+    };
+
+    /// <summary>Parses --device text into a device (auto, cpu, cuda, opencl).</summary>
+    public static Device OpenDevice(string? text)
+    {
+        if (!Device.TryParseKind(text ?? "auto", out var kind))
+            throw new CliException($"--device '{text}' is not one of auto, cpu, cuda, opencl.");
+        return Device.Open(kind);
+    }
+}

@@ -1,0 +1,129 @@
+using System.CommandLine;
+using Chroma.Model;
+using Spectre.Console;
+
+namespace Chroma.Cli.Commands;
+
+/// <summary>`chroma colorize INPUT... [-o OUT]`: colour images, files or folders.</summary>
+public static class ColorizeCommand
+{
+    /// <summary>Extensions read from folders.</summary>
+    static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"];
+
+    /// <summary>Where the shipped default model is looked for: models/ beside the executable.</summary>
+    public static string DefaultModelPath => Path.Combine(AppContext.BaseDirectory, "models", "chroma-default.safetensors");
+
+    public static Command Create()
+    {
+        var inputs = new Argument<string[]>("inputs") { Description = "Image files or folders of images.", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string?>("--output", "-o") { Description = "Output file (one input) or folder. Default: beside each input, named NAME-color.EXT." };
+        var model = new Option<string?>("--model") { Description = "Model .safetensors file (default: the shipped model)." };
+        var globalFrom = new Option<string?>("--global-from") { Description = "Take the global features (scene, colour mood) from this image instead." };
+        var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace existing output files (inputs are never replaced)." };
+        var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels; bigger photos are processed downscaled (full-resolution lightness is kept).", DefaultValueFactory = _ => 1_500_000 };
+        var cmd = new Command("colorize", "Colorize grayscale (or colour) photos.") { inputs, output, model, globalFrom, device, overwrite, maxPixels };
+        cmd.SetAction(r => Run(r.GetValue(inputs)!, r.GetValue(output), r.GetValue(model), r.GetValue(globalFrom), r.GetValue(device), r.GetValue(overwrite), r.GetValue(maxPixels)));
+        return cmd;
+    }
+
+    static int Run(string[] inputs, string? output, string? modelPath, string? globalFrom, string? deviceName, bool overwrite, int maxPixels)
+    {
+        if (maxPixels < 64 * 64) throw new CliException($"--max-pixels must be at least {64 * 64}.");
+        var jobs = PlanOutputs(ExpandInputs(inputs), output);
+        modelPath ??= File.Exists(DefaultModelPath) ? DefaultModelPath
+            : throw new CliException($"no default model is installed (looked for {DefaultModelPath}); pass --model FILE (make one with `chroma train` or `chroma init`).");
+
+        var device = CliRunner.OpenDevice(deviceName);
+        using var colorizer = new Colorizer(ModelFile.Load(modelPath, device), ownsDevice: device is not CpuDevice) { MaxWorkingPixels = maxPixels };
+        LoadedImage? global = globalFrom is null ? null : ImageFile.Load(globalFrom);
+
+        var failures = new List<string>();
+        void Process((string Input, string Output) job)
+        {
+            try
+            {
+                if (Path.GetFullPath(job.Input) == Path.GetFullPath(job.Output))
+                    throw new CliException($"{job.Input}: output would replace the input; choose another -o.");
+                if (File.Exists(job.Output) && !overwrite)
+                    throw new CliException($"{job.Output}: already exists (pass --overwrite to replace it).");
+                var image = ImageFile.Load(job.Input);
+                colorizer.Colorize(image, global).Save(job.Output, overwrite);
+            }
+            catch (Exception e) when (e is CliException or ImageFormatException or IOException or UnauthorizedAccessException or OutOfMemoryException)
+            {
+                lock (failures) failures.Add(e is ImageFormatException or CliException ? e.Message : $"{job.Input}: {e.Message}");
+            }
+        }
+
+        if (jobs.Count == 1)
+        {
+            Process(jobs[0]);
+            if (failures.Count == 0) AnsiConsole.MarkupLineInterpolated($"{jobs[0].Input} -> {jobs[0].Output}");
+        }
+        else
+        {
+            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask($"colorizing {jobs.Count} images", maxValue: jobs.Count);
+                    foreach (var job in jobs) { Process(job); task.Increment(1); }
+                });
+            AnsiConsole.MarkupLineInterpolated($"colorized {jobs.Count - failures.Count} of {jobs.Count} images");
+        }
+        foreach (var f in failures) AnsiConsole.MarkupLineInterpolated($"[red]skipped:[/] {f}");
+        return failures.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>Files as given; folders expanded to the images inside (recursively, sorted).</summary>
+    static List<string> ExpandInputs(string[] inputs)
+    {
+        var files = new List<string>();
+        foreach (var input in inputs)
+        {
+            if (Directory.Exists(input))
+            {
+                var found = Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories)
+                    .Where(f => ImageExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                    .Where(f => !Path.GetFileNameWithoutExtension(f).EndsWith("-color", StringComparison.Ordinal))
+                    .Order(StringComparer.Ordinal).ToList();
+                if (found.Count == 0) throw new CliException($"{input}: no images found in this folder.");
+                files.AddRange(found);
+            }
+            else files.Add(input); // a missing file is reported per file, with the others still done
+        }
+        return files;
+    }
+
+    /// <summary>Pairs each input with its output path.</summary>
+    static List<(string Input, string Output)> PlanOutputs(List<string> files, string? output)
+    {
+        static string ColorName(string file)
+        {
+            string ext = Path.GetExtension(file).ToLowerInvariant();
+            if (ext is ".gif" or ".bmp" or "") ext = ".png"; // formats written as PNG
+            return Path.GetFileNameWithoutExtension(file) + "-color" + ext;
+        }
+        if (output is null)
+            return files.Select(f => (f, Path.Combine(Path.GetDirectoryName(f) ?? ".", ColorName(f)))).ToList();
+        bool looksLikeFile = ImageExtensions.Contains(Path.GetExtension(output).ToLowerInvariant()) && !Directory.Exists(output);
+        if (looksLikeFile)
+        {
+            if (files.Count != 1) throw new CliException($"-o {output} names one file, but there are {files.Count} inputs; give a folder.");
+            string? dir = Path.GetDirectoryName(Path.GetFullPath(output));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            return [(files[0], output)];
+        }
+        Directory.CreateDirectory(output);
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        var result = new List<(string, string)>();
+        foreach (var f in files)
+        {
+            string name = ColorName(f), candidate = Path.Combine(output, name);
+            for (int i = 2; !used.Add(candidate); i++) // same file name from two folders
+                candidate = Path.Combine(output, Path.GetFileNameWithoutExtension(name) + $"-{i}" + Path.GetExtension(name));
+            result.Add((f, candidate));
+        }
+        return result;
+    }
+}

@@ -1,0 +1,51 @@
+using System.CommandLine;
+using Chroma.Model;
+using Chroma.Training;
+using Chroma.Training.Data;
+using Spectre.Console;
+
+namespace Chroma.Cli.Commands;
+
+/// <summary>`chroma eval`: PSNR, a*b* RMSE, colourfulness and class accuracy against the gray baseline.</summary>
+public static class EvalCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string?>("--model") { Description = "Model .safetensors file (default: the shipped model)." };
+        var data = new Option<string>("--data") { Description = "Images: a folder (sub-folder per class) or a list file.", Required = true };
+        var report = new Option<string?>("--report") { Description = "Folder for an HTML report (index.html) with every image as gray | Chroma | original." };
+        var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
+        var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images." };
+        var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, device, limit };
+        cmd.SetAction(r =>
+        {
+            string path = r.GetValue(model) ?? (File.Exists(ColorizeCommand.DefaultModelPath) ? ColorizeCommand.DefaultModelPath
+                : throw new CliException($"no default model is installed (looked for {ColorizeCommand.DefaultModelPath}); pass --model FILE."));
+            var info = ModelFile.ReadInfo(path);
+            var classes = Evaluation.ClassNames(info.Metadata);
+            var dataset = Dataset.Open(r.GetValue(data)!, classes.Count > 0 ? classes : null);
+            if (r.GetValue(limit) is int n && n < dataset.Count) dataset = dataset.With(dataset.Samples.Take(n).ToList());
+            var dev = CliRunner.OpenDevice(r.GetValue(device));
+            using var colorizer = new Colorizer(ModelFile.Load(path, dev), ownsDevice: dev is not CpuDevice);
+            var eval = new Evaluation();
+            Evaluation.Summary s = null!;
+            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask($"evaluating {dataset.Count} images", maxValue: dataset.Count);
+                    s = eval.Run(colorizer, dataset, r.GetValue(report), (done, _) => task.Value = done);
+                });
+            foreach (var w in eval.Warnings) AnsiConsole.MarkupLineInterpolated($"[yellow]skipped:[/] {w}");
+            var t = new Table().AddColumns("", "Chroma", "gray baseline", "original");
+            t.AddRow("PSNR (dB)", $"{s.Psnr:F2}", $"{s.GrayPsnr:F2}", "");
+            t.AddRow("a*b* RMSE", $"{s.AbRmse:F2}", $"{s.GrayAbRmse:F2}", "");
+            t.AddRow("colourfulness", $"{s.Colourfulness:F1}", $"{s.GrayColourfulness:F1}", $"{s.OriginalColourfulness:F1}");
+            if (s.Top1 is { } t1) t.AddRow("top-1 / top-5", $"{t1:P1} / {s.Top5:P1}", "", "");
+            AnsiConsole.MarkupLineInterpolated($"{s.Images} images from {dataset.Source}");
+            AnsiConsole.Write(t);
+            if (r.GetValue(report) is { } rep) AnsiConsole.MarkupLineInterpolated($"report: {Path.Combine(rep, "index.html")}");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,79 @@
+using System.CommandLine;
+using System.Globalization;
+using Chroma.Training;
+using Spectre.Console;
+
+namespace Chroma.Cli.Commands;
+
+/// <summary>`chroma train`: the paper's training (joint loss, ADADELTA) with checkpoints and curves.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string>("--data") { Description = "Training images: a folder with one sub-folder per class, or a list file ('relative/path label' per line).", Required = true };
+        var val = new Option<string?>("--val") { Description = "Validation images (same layouts). Default: hold out --val-fraction of --data." };
+        var valFraction = new Option<double>("--val-fraction") { Description = "Fraction of --data held out for validation when --val is not given.", DefaultValueFactory = _ => 0.05 };
+        var width = new Option<double>("--width") { Description = "Channel width multiplier (1.0 = the paper's model).", DefaultValueFactory = _ => 0.25 };
+        var batch = new Option<int>("--batch") { Description = "Images per step (the paper: 128).", DefaultValueFactory = _ => 16 };
+        var steps = new Option<long?>("--steps") { Description = "Number of optimizer steps." };
+        var epochs = new Option<double?>("--epochs") { Description = "Number of passes over the training images (when --steps is not given; default 1)." };
+        var alpha = new Option<double>("--alpha") { Description = "Weight of the classification loss (the paper: 1/300).", DefaultValueFactory = _ => 1.0 / 300 };
+        var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
+        var output = new Option<string>("--out") { Description = "Run folder: checkpoints, metrics.csv, curves.png, model.safetensors.", DefaultValueFactory = _ => "runs/train" };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (its settings are kept; --steps may extend it)." };
+        var seed = new Option<int>("--seed") { Description = "Seed of initialization, data order and augmentation.", DefaultValueFactory = _ => 0 };
+        var ckEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints.", DefaultValueFactory = _ => 500 };
+        var keep = new Option<int>("--keep") { Description = "Checkpoints kept (the newest).", DefaultValueFactory = _ => 3 };
+        var valEvery = new Option<int>("--validate-every") { Description = "Steps between validations (metrics row, curve).", DefaultValueFactory = _ => 200 };
+        var valMax = new Option<int>("--val-images") { Description = "Validation images used (at most).", DefaultValueFactory = _ => 256 };
+        var resizeTo = new Option<int>("--resize") { Description = "Images are first resized to this square size.", DefaultValueFactory = _ => 256 };
+        var crop = new Option<int>("--crop") { Description = "Random crop size (the network's training input).", DefaultValueFactory = _ => 224 };
+        var noClass = new Option<bool>("--no-classification") { Description = "Train the colour loss only, even if the data has classes." };
+        var cmd = new Command("train", "Train a colorization model.")
+            { data, val, valFraction, width, batch, steps, epochs, alpha, device, output, resume, seed, ckEvery, keep, valEvery, valMax, resizeTo, crop, noClass };
+        cmd.SetAction(r =>
+        {
+            var options = new TrainOptions
+            {
+                Data = r.GetValue(data)!, Validation = r.GetValue(val), ValidationFraction = r.GetValue(valFraction),
+                Width = r.GetValue(width), BatchSize = r.GetValue(batch), Steps = r.GetValue(steps), Epochs = r.GetValue(epochs),
+                Alpha = (float)r.GetValue(alpha), RunDirectory = r.GetValue(output)!, Resume = r.GetValue(resume), Seed = r.GetValue(seed),
+                CheckpointEvery = r.GetValue(ckEvery), KeepCheckpoints = r.GetValue(keep), ValidateEvery = r.GetValue(valEvery),
+                MaxValidationImages = r.GetValue(valMax), ResizeTo = r.GetValue(resizeTo), CropSize = r.GetValue(crop),
+                Classification = !r.GetValue(noClass),
+            };
+            using var dev = CliRunner.OpenDevice(r.GetValue(device));
+            AnsiConsole.MarkupLineInterpolated($"device: {dev.Name} ({dev.SelectionReason})");
+            using var trainer = new Trainer(options, dev, msg => AnsiConsole.MarkupLineInterpolated($"[grey]{msg}[/]"));
+            AnsiConsole.MarkupLineInterpolated($"model: width {trainer.Network.Config.Width}, {trainer.Network.Config.Classes} classes, {trainer.Network.Parameters.ParameterCount / 1e6:F2} M parameters; {trainer.TotalSteps} steps of {trainer.Options.BatchSize}");
+
+            using var stop = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; stop.Cancel(); };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                    .Start(ctx =>
+                    {
+                        var task = ctx.AddTask("training", maxValue: trainer.TotalSteps);
+                        task.Value = trainer.Step;
+                        trainer.StepDone += (step, terms, ips) =>
+                        {
+                            task.Value = step;
+                            task.Description = string.Create(CultureInfo.InvariantCulture, $"step {step}/{trainer.TotalSteps} loss {terms.Total:F5} {ips:F1} img/s");
+                        };
+                        trainer.Validated += row => AnsiConsole.MarkupLineInterpolated(
+                            $"step {row.Step}: train loss {row.TrainLoss:F5}, val loss {row.ValLoss:F5}, val PSNR {row.ValPsnr:F2} dB{(double.IsNaN(row.ValTop1) ? "" : $", top-1 {row.ValTop1:P1}")}");
+                        trainer.Run(stop.Token);
+                    });
+            }
+            catch (TrainingDivergedException e) { throw new CliException(e.Message, 3); }
+            finally { Console.CancelKeyPress -= onCancel; }
+            AnsiConsole.MarkupLine(Markup.Escape(stop.IsCancellationRequested
+                ? $"stopped at step {trainer.Step}; continue with --resume --out {options.RunDirectory}"
+                : $"done: {Path.Combine(options.RunDirectory, "model.safetensors")}, curves in {Path.Combine(options.RunDirectory, "curves.png")}"));
+            return stop.IsCancellationRequested ? 130 : 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,133 @@
+using Chroma.Kernels;
+using SkiaSharp;
+
+namespace Chroma.Model;
+
+/// <summary>A colorized image: planar sRGB [3,H,W] in [0,1] and the input's alpha, if it had any.</summary>
+public sealed record ColorizedImage(int Width, int Height, float[] Rgb, float[]? Alpha)
+{
+    /// <summary>Writes the image (format by extension; atomically; refuses to replace a file unless <paramref name="overwrite"/>).</summary>
+    public void Save(string path, bool overwrite = false) => ImageFile.Save(path, Rgb, Width, Height, Alpha, overwrite);
+
+    public SKBitmap ToBitmap() => ImageFile.ToBitmap(Rgb, Width, Height, Alpha);
+}
+
+/// <summary>
+/// The app-facing API: load a model once, colorize many images.
+/// <code>
+/// using var colorizer = Colorizer.Load("model.safetensors");          // device: auto
+/// colorizer.Colorize(ImageFile.Load("photo.jpg")).Save("photo-color.png");
+/// </code>
+/// Pipeline (MODEL.md): the image's L* (colour inputs are reduced to luminance) goes through the
+/// local path at a working size (H, W multiples of 8, at most <see cref="MaxWorkingPixels"/>) and
+/// through the global path at 224 x 224 (averaging resize); the predicted half-resolution a*b* is
+/// resized bilinearly to the full size and joined with the original full-resolution L*.
+/// </summary>
+/// <remarks>
+/// Thread safety: all public methods may be called from several threads; calls run one at a time
+/// on the model (the network keeps per-call buffers). For parallel throughput, load one Colorizer
+/// per thread.
+/// </remarks>
+public sealed class Colorizer : IDisposable
+{
+    readonly object _gate = new();
+    readonly bool _ownsDevice;
+
+    public Colorizer(ColorizationNetwork network, bool ownsDevice = false)
+    {
+        Network = network;
+        _ownsDevice = ownsDevice;
+    }
+
+    /// <summary>Loads a model file onto <paramref name="device"/> (default: <see cref="Device.Open"/> with auto selection).</summary>
+    public static Colorizer Load(string modelPath, Device? device = null)
+    {
+        bool owns = device is null;
+        device ??= Device.Open();
+        try { return new Colorizer(ModelFile.Load(modelPath, device), owns && device is not CpuDevice); }
+        catch { if (owns && device is not CpuDevice) device.Dispose(); throw; }
+    }
+
+    public ColorizationNetwork Network { get; }
+
+    /// <summary>
+    /// Upper bound on the local path's working size in pixels. Larger photos run the local path on
+    /// a downscaled copy (chrominance is smooth, and the full-resolution L* is kept), which bounds
+    /// memory: about 1.2 GB of activations at width 1.0 for the default 1.5 megapixels.
+    /// </summary>
+    public int MaxWorkingPixels { get; init; } = 1_500_000;
+
+    /// <summary>Colorizes <paramref name="image"/>; <paramref name="globalFrom"/> supplies the global features instead (the paper's global-prior transfer).</summary>
+    public ColorizedImage Colorize(LoadedImage image, LoadedImage? globalFrom = null)
+    {
+        int h = image.Height, w = image.Width;
+        var l = new float[h * w];
+        var ab = new float[2 * h * w];
+        LabColor.RgbToLab(image.Rgb, h, w, l, ab);
+        float[] globalL = l; int gh = h, gw = w;
+        if (globalFrom is not null)
+        {
+            gh = globalFrom.Height; gw = globalFrom.Width;
+            globalL = new float[gh * gw];
+            LabColor.RgbToLab(globalFrom.Rgb, gh, gw, globalL, new float[2 * gh * gw]);
+        }
+        var predicted = PredictAb(l, h, w, globalL, gh, gw);
+        var rgb = new float[3 * h * w];
+        LabColor.LabToRgb(l, predicted, h, w, rgb);
+        return new ColorizedImage(w, h, rgb, image.Alpha);
+    }
+
+    /// <summary>
+    /// a*b* [2,H,W] for a lightness plane L* [H,W] (0..100), with the global features taken from
+    /// <paramref name="globalL"/> [gh,gw].
+    /// </summary>
+    public float[] PredictAb(float[] l, int h, int w, float[] globalL, int gh, int gw) => Predict(l, h, w, globalL, gh, gw).Ab;
+
+    /// <summary>As <see cref="PredictAb"/>, also returning the scene-class logits of the global path.</summary>
+    public (float[] Ab, float[] Logits) Predict(float[] l, int h, int w, float[] globalL, int gh, int gw)
+    {
+        (int wh, int ww) = WorkingSize(h, w, MaxWorkingPixels);
+        int s = Network.Config.InputSize;
+        var device = Network.Device;
+        lock (_gate)
+        {
+            using var full = device.FromArray(Scale(l, 0.01f), 1, 1, h, w);
+            using var local = device.Zeros(1, 1, wh, ww);
+            BilinearResize.Forward(full, local);
+            using var globalFull = ReferenceEquals(globalL, l) ? null : device.FromArray(Scale(globalL, 0.01f), 1, 1, gh, gw);
+            using var global = device.Zeros(1, 1, s, s);
+            BilinearResize.Forward(globalFull ?? full, global);
+
+            var (abNorm, logits) = Network.Forward(local, global, training: false);
+            // sigmoid output s -> a*, b* = 100 (2s - 1), resized to the full image.
+            using var abFull = device.Zeros(1, 2, h, w);
+            BilinearResize.Forward(abNorm, abFull);
+            var result = abFull.ToArray();
+            for (int i = 0; i < result.Length; i++) result[i] = 100f * (2f * result[i] - 1f);
+            return (result, logits.ToArray());
+        }
+    }
+
+    /// <summary>The local path's input size for an h x w image: multiples of 8, at most <paramref name="maxPixels"/> pixels, aspect kept.</summary>
+    public static (int Height, int Width) WorkingSize(int h, int w, int maxPixels)
+    {
+        double scale = Math.Min(1.0, Math.Sqrt((double)maxPixels / ((double)h * w)));
+        int wh = Math.Max(8, (int)Math.Round(h * scale / 8.0) * 8);
+        int ww = Math.Max(8, (int)Math.Round(w * scale / 8.0) * 8);
+        return (wh, ww);
+    }
+
+    static float[] Scale(float[] v, float k)
+    {
+        var r = new float[v.Length];
+        System.Numerics.Tensors.TensorPrimitives.Multiply(v, k, r);
+        return r;
+    }
+
+    public void Dispose()
+    {
+        var device = Network.Device;
+        Network.Dispose();
+        if (_ownsDevice) device.Dispose();
+    }
+}

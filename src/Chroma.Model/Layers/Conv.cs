@@ -1,0 +1,76 @@
+using Chroma.Kernels;
+
+namespace Chroma.Model.Layers;
+
+/// <summary>
+/// A convolution (square kernel, zero padding that keeps the size at stride 1) with its activation:
+/// batch norm + ReLU, sigmoid, or none. Weights <c>{name}.weight</c> [out, in, k, k] and
+/// <c>{name}.bias</c> [out]; the batch norm is named separately (e.g. low.conv1 / low.bn1).
+/// </summary>
+public sealed class Conv : Layer
+{
+    readonly ParameterStore.Entry _weight, _bias;
+    readonly BatchNormRelu? _bn;
+    readonly Activation _activation;
+    Tensor? _x, _z, _y, _dz, _dx;
+
+    public Conv(ParameterStore store, string name, string? bnName, int inChannels, int outChannels, int kernel, int stride, Activation activation)
+    {
+        if (activation == Activation.BnRelu && bnName is null) throw new ArgumentException($"{name}: batch norm needs a name.");
+        Name = name; InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride;
+        _activation = activation;
+        _weight = store.Parameter($"{name}.weight", ParameterStore.Init.HeNormal, outChannels, inChannels, kernel, kernel);
+        _bias = store.Parameter($"{name}.bias", ParameterStore.Init.Zeros, outChannels);
+        if (activation == Activation.BnRelu) _bn = new BatchNormRelu(store, bnName!, outChannels);
+    }
+
+    public string Name { get; }
+    public int InChannels { get; }
+    public int OutChannels { get; }
+    public int Kernel { get; }
+    public int Stride { get; }
+    int Padding => Kernel / 2;
+
+    /// <summary>x [N, in, H, W] -> [N, out, H', W'] with H' = (H + 2p - k) / stride + 1.</summary>
+    public Tensor Forward(Tensor x, bool training)
+    {
+        if (x.Rank != 4 || x.Dim(1) != InChannels)
+            throw new ArgumentException($"{Name}: expected input [N, {InChannels}, H, W], got {x.ShapeString}.");
+        _x = x;
+        int ho = Conv2d.OutputSize(x.Dim(2), Kernel, Stride, Padding), wo = Conv2d.OutputSize(x.Dim(3), Kernel, Stride, Padding);
+        var z = Ensure(ref _z, x.Device, x.Dim(0), OutChannels, ho, wo);
+        Conv2d.Forward(x, _weight.Value, _bias.Value, z, Stride, Padding);
+        switch (_activation)
+        {
+            case Activation.BnRelu: return _bn!.Forward(z, training);
+            case Activation.SigmoidOut:
+                var y = Ensure(ref _y, x.Device, z.Shape.ToArray());
+                Sigmoid.Forward(z, y);
+                return y;
+            default: return z;
+        }
+    }
+
+    /// <summary>dy: gradient of the output. Accumulates parameter gradients, and dx += input gradient unless null.</summary>
+    public void Backward(Tensor dy, Tensor? dx)
+    {
+        var dz = dy;
+        if (_activation != Activation.None)
+        {
+            dz = EnsureZeroed(ref _dz, dy.Device, dy.Shape.ToArray());
+            if (_activation == Activation.BnRelu) _bn!.Backward(dy, dz);
+            else Sigmoid.Backward(_y!, dy, dz);
+        }
+        Conv2d.Backward(_x!, _weight.Value, dz, dx, _weight.Grad!, _bias.Grad, Stride, Padding);
+    }
+
+    /// <summary>Backward into a buffer this layer owns: returns the input gradient (valid until the next call).</summary>
+    public Tensor Backward(Tensor dy)
+    {
+        var dx = EnsureZeroed(ref _dx, dy.Device, _x!.Shape.ToArray());
+        Backward(dy, dx);
+        return dx;
+    }
+
+    public override void Dispose() { _bn?.Dispose(); base.Dispose(); }
+}

@@ -1,0 +1,114 @@
+namespace Chroma.Model;
+
+/// <summary>
+/// All trainable parameters of a network in one flat buffer, with a gradient buffer of the same
+/// layout and a third buffer for non-trained state (batch-norm running statistics). Each named
+/// tensor is a view into these buffers, so the optimizer updates every parameter in one pass.
+/// </summary>
+public sealed class ParameterStore : IDisposable
+{
+    readonly List<Entry> _entries = [];
+    readonly Dictionary<string, Entry> _byName = [];
+    int _paramLength, _stateLength;
+    bool _built;
+
+    /// <summary>A named tensor: a parameter (trained) or state (saved, not trained).</summary>
+    public sealed class Entry
+    {
+        internal Entry(string name, int[] shape, bool trained, int offset, Init init)
+        { Name = name; Shape = shape; Trained = trained; Offset = offset; Initializer = init; }
+        public string Name { get; }
+        public int[] Shape { get; }
+        public bool Trained { get; }
+        internal int Offset { get; }
+        internal Init Initializer { get; }
+        public int Length => Tensor.ShapeLength(Shape);
+        /// <summary>Values (a view into the store's buffer).</summary>
+        public Tensor Value { get; internal set; } = null!;
+        /// <summary>Gradient (a view into the gradient buffer); null for state.</summary>
+        public Tensor? Grad { get; internal set; }
+    }
+
+    /// <summary>How a tensor is initialized.</summary>
+    public enum Init { Zeros, Ones, HeNormal }
+
+    public ParameterStore(Device device) => Device = device;
+
+    public Device Device { get; }
+
+    /// <summary>Every trainable value, concatenated.</summary>
+    public Tensor Values { get; private set; } = null!;
+    /// <summary>Gradients, same layout as <see cref="Values"/>.</summary>
+    public Tensor Gradients { get; private set; } = null!;
+    /// <summary>Non-trained state (running statistics), concatenated.</summary>
+    public Tensor State { get; private set; } = null!;
+
+    public IReadOnlyList<Entry> Entries => _entries;
+
+    /// <summary>Number of trainable values.</summary>
+    public int ParameterCount => _paramLength;
+
+    public Entry this[string name] => _byName.TryGetValue(name, out var e) ? e : throw new KeyNotFoundException($"no tensor named '{name}'");
+
+    /// <summary>Declares a trainable parameter; its views exist after <see cref="Build"/>.</summary>
+    public Entry Parameter(string name, Init init, params int[] shape) => Add(name, shape, trained: true, init);
+
+    /// <summary>Declares non-trained state (saved with the weights).</summary>
+    public Entry StateTensor(string name, Init init, params int[] shape) => Add(name, shape, trained: false, init);
+
+    Entry Add(string name, int[] shape, bool trained, Init init)
+    {
+        if (_built) throw new InvalidOperationException("ParameterStore is already built.");
+        if (_byName.ContainsKey(name)) throw new ArgumentException($"duplicate tensor name '{name}'");
+        int len = Tensor.ShapeLength(shape);
+        var e = new Entry(name, shape, trained, trained ? _paramLength : _stateLength, init);
+        if (trained) _paramLength = checked(_paramLength + len); else _stateLength = checked(_stateLength + len);
+        _entries.Add(e); _byName[name] = e;
+        return e;
+    }
+
+    /// <summary>Allocates the buffers, creates the views and initializes values (He normal from <paramref name="seed"/>).</summary>
+    public void Build(int seed)
+    {
+        if (_built) throw new InvalidOperationException("ParameterStore is already built.");
+        _built = true;
+        Values = Device.Zeros(Math.Max(_paramLength, 1));
+        Gradients = Device.Zeros(Math.Max(_paramLength, 1));
+        State = Device.Zeros(Math.Max(_stateLength, 1));
+        var hostValues = new float[Values.Length];
+        var hostState = new float[State.Length];
+        var rng = new Random(seed);
+        foreach (var e in _entries)
+        {
+            var target = e.Trained ? hostValues.AsSpan(e.Offset, e.Length) : hostState.AsSpan(e.Offset, e.Length);
+            switch (e.Initializer)
+            {
+                case Init.Ones: target.Fill(1f); break;
+                case Init.HeNormal:
+                    // Kaiming normal for ReLU networks: std = sqrt(2 / fan_in), fan_in = prod(shape[1..]).
+                    int fanIn = e.Length / e.Shape[0];
+                    double std = Math.Sqrt(2.0 / fanIn);
+                    for (int i = 0; i < target.Length; i++) target[i] = (float)(std * Gaussian(rng));
+                    break;
+            }
+            e.Value = e.Trained ? Values.Slice(e.Offset, e.Shape) : State.Slice(e.Offset, e.Shape);
+            e.Grad = e.Trained ? Gradients.Slice(e.Offset, e.Shape) : null;
+        }
+        Values.CopyFrom(hostValues);
+        State.CopyFrom(hostState);
+    }
+
+    static double Gaussian(Random rng)
+    {
+        // Box-Muller; 1 - NextDouble() is in (0, 1], so the log is finite.
+        double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    public void ZeroGradients() => Gradients.Clear();
+
+    public void Dispose()
+    {
+        Values?.Dispose(); Gradients?.Dispose(); State?.Dispose();
+    }
+}

@@ -1,0 +1,154 @@
+using System.Globalization;
+
+namespace Chroma.Model;
+
+/// <summary>
+/// Saving and loading a <see cref="ColorizationNetwork"/> as safetensors, with PyTorch-compatible
+/// tensor names and the configuration in <c>__metadata__</c> (see spec MODEL.md).
+/// </summary>
+public static class ModelFile
+{
+    public const string FormatName = "chroma-colorizer";
+
+    /// <summary>Configuration and metadata of a model file, read without building the network.</summary>
+    public sealed record Info(ColorizerConfig Config, IReadOnlyDictionary<string, string> Metadata, long ParameterCount, int TensorCount);
+
+    /// <summary>Writes every parameter and running statistic (atomically: temporary file, then rename).</summary>
+    public static void Save(ColorizationNetwork network, string path, SafeTensorDType dtype = SafeTensorDType.F32,
+        IReadOnlyDictionary<string, string>? extraMetadata = null, bool overwrite = true)
+    {
+        var values = network.Parameters.Values.ToArray();
+        var state = network.Parameters.State.ToArray();
+        var tensors = network.Parameters.Entries.Select(e =>
+        {
+            var src = e.Trained ? values : state;
+            int offset = e.Trained ? e.Value.Offset - network.Parameters.Values.Offset : e.Value.Offset - network.Parameters.State.Offset;
+            return new SafeTensor(e.Name, e.Shape, src.AsSpan(offset, e.Length).ToArray());
+        });
+        var meta = new Dictionary<string, string>(ConfigMetadata(network.Config));
+        if (extraMetadata is not null)
+            foreach (var (k, v) in extraMetadata) meta[k] = v;
+        SafeTensorsFile.Write(path, tensors, meta, dtype, overwrite);
+    }
+
+    /// <summary>The configuration as metadata strings.</summary>
+    public static Dictionary<string, string> ConfigMetadata(ColorizerConfig c) => new()
+    {
+        ["format"] = FormatName,
+        ["format_version"] = ColorizerConfig.FormatVersion.ToString(CultureInfo.InvariantCulture),
+        ["width"] = c.Width.ToString("R", CultureInfo.InvariantCulture),
+        ["classes"] = c.Classes.ToString(CultureInfo.InvariantCulture),
+        ["fusion_kernel"] = c.FusionKernel.ToString(CultureInfo.InvariantCulture),
+        ["input_size"] = c.InputSize.ToString(CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>Reads the configuration from metadata, naming the file and the field on any problem.</summary>
+    public static ColorizerConfig ConfigFromMetadata(IReadOnlyDictionary<string, string> meta, string file)
+    {
+        string Get(string key) => meta.TryGetValue(key, out var v) ? v
+            : throw new ModelFileException(file, $"metadata has no '{key}' (is this a Chroma model file?)");
+        if (meta.TryGetValue("format", out var format) && format != FormatName)
+            throw new ModelFileException(file, $"metadata format is '{format}', expected '{FormatName}'");
+        var version = Get("format_version");
+        if (version != ColorizerConfig.FormatVersion.ToString(CultureInfo.InvariantCulture))
+            throw new ModelFileException(file, $"format version {version} is not supported (this build reads version {ColorizerConfig.FormatVersion})");
+        double width = ParseDouble(file, "width", Get("width"));
+        int classes = ParseInt(file, "classes", Get("classes"));
+        int fusion = ParseInt(file, "fusion_kernel", Get("fusion_kernel"));
+        int input = meta.TryGetValue("input_size", out var s) ? ParseInt(file, "input_size", s) : 224;
+        var config = new ColorizerConfig(width, classes, fusion, input);
+        try { config.Validate(); }
+        catch (ArgumentException e) { throw new ModelFileException(file, "invalid configuration: " + e.Message); }
+        return config;
+    }
+
+    /// <summary>Configuration, metadata and parameter count of a model file (the whole file is validated).</summary>
+    public static Info ReadInfo(string path)
+    {
+        var file = ReadFile(path);
+        var config = ConfigFromMetadata(file.Metadata, path);
+        long count = file.Tensors.Where(t => !t.Name.StartsWith("optim.", StringComparison.Ordinal) && !t.Name.EndsWith(".running_mean", StringComparison.Ordinal) && !t.Name.EndsWith(".running_var", StringComparison.Ordinal))
+                                 .Sum(t => (long)t.Data.Length);
+        return new Info(config, file.Metadata, count, file.Tensors.Count);
+    }
+
+    /// <summary>Loads a network onto <paramref name="device"/>, checking every name, shape and value.</summary>
+    public static ColorizationNetwork Load(string path, Device device) => Load(ReadFile(path), path, device);
+
+    /// <summary>Loads from an already-read safetensors file (a training checkpoint's optimizer state is ignored).</summary>
+    public static ColorizationNetwork Load(SafeTensorsFile file, string path, Device device)
+    {
+        var config = ConfigFromMetadata(file.Metadata, path);
+        var network = new ColorizationNetwork(config, device);
+        try
+        {
+            CopyInto(network, file, path, ignorePrefix: "optim.");
+            return network;
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Copies the file's tensors into an existing network of the same configuration. Tensors whose
+    /// name starts with <paramref name="ignorePrefix"/> (e.g. a checkpoint's optimizer state) are skipped.
+    /// </summary>
+    public static void CopyInto(ColorizationNetwork network, SafeTensorsFile file, string path, string? ignorePrefix = null)
+    {
+        var store = network.Parameters;
+        var expected = store.Entries.Select(e => e.Name).ToHashSet();
+        var unexpected = file.Tensors.Select(t => t.Name).Concat(file.IntTensors.Select(t => t.Name))
+            .Where(n => !expected.Contains(n) && !(ignorePrefix is not null && n.StartsWith(ignorePrefix, StringComparison.Ordinal))).ToList();
+        if (unexpected.Count > 0)
+            throw new ModelFileException(path, $"unexpected tensor(s): {string.Join(", ", unexpected.Take(5))}{(unexpected.Count > 5 ? $" and {unexpected.Count - 5} more" : "")}");
+        var values = new float[store.Values.Length];
+        var state = new float[store.State.Length];
+        var missing = new List<string>();
+        foreach (var e in store.Entries)
+        {
+            if (!file.TryGet(e.Name, out var t)) { missing.Add(e.Name); continue; }
+            if (!t.Shape.SequenceEqual(e.Shape))
+                throw new ModelFileException(path, $"tensor '{e.Name}' has shape [{string.Join(", ", t.Shape)}], the configuration needs [{string.Join(", ", e.Shape)}]");
+            foreach (var v in t.Data)
+                if (!float.IsFinite(v)) throw new ModelFileException(path, $"tensor '{e.Name}' contains NaN or infinite values");
+            if (!e.Trained && e.Name.EndsWith(".running_var", StringComparison.Ordinal) && t.Data.Any(v => v < 0))
+                throw new ModelFileException(path, $"tensor '{e.Name}' has negative variances");
+            var dst = e.Trained ? values : state;
+            int offset = e.Trained ? e.Value.Offset - store.Values.Offset : e.Value.Offset - store.State.Offset;
+            t.Data.CopyTo(dst.AsSpan(offset, e.Length));
+        }
+        if (missing.Count > 0)
+            throw new ModelFileException(path, $"missing tensor(s): {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")}");
+        store.Values.CopyFrom(values);
+        store.State.CopyFrom(state);
+    }
+
+    static SafeTensorsFile ReadFile(string path)
+    {
+        try { return SafeTensorsFile.Read(path); }
+        catch (SafeTensorsException e) { throw new ModelFileException(path, e.Message, e); }
+        catch (FileNotFoundException) { throw new ModelFileException(path, "file not found"); }
+        catch (DirectoryNotFoundException) { throw new ModelFileException(path, "folder not found"); }
+        catch (UnauthorizedAccessException) { throw new ModelFileException(path, "permission denied"); }
+    }
+
+    static double ParseDouble(string file, string key, string s) =>
+        double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
+            : throw new ModelFileException(file, $"metadata '{key}' is '{s}', not a number");
+
+    static int ParseInt(string file, string key, string s) =>
+        int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v
+            : throw new ModelFileException(file, $"metadata '{key}' is '{s}', not an integer");
+}
+
+/// <summary>A model file that cannot be used; the message names the file and the problem.</summary>
+public sealed class ModelFileException : Exception
+{
+    public ModelFileException(string file, string problem, Exception? inner = null)
+        : base($"{file}: {problem}", inner) { File = file; Problem = problem; }
+    public string File { get; }
+    public string Problem { get; }
+}

@@ -1,0 +1,67 @@
+using System.Globalization;
+using System.Text.Json;
+using Chroma.Model;
+
+namespace Chroma.Training;
+
+/// <summary>
+/// A training checkpoint: the model's tensors (names as in a model file, so any checkpoint is
+/// also a usable model), the optimizer's two ADADELTA accumulators as <c>optim.square_avg</c> and
+/// <c>optim.acc_delta</c> (flat, in parameter-buffer order), and the run's state in metadata.
+/// Files are written atomically (temporary file, then rename).
+/// </summary>
+public static class Checkpoint
+{
+    public const string SquareAverage = "optim.square_avg", AccumulatedDelta = "optim.acc_delta";
+
+    /// <summary>Writes a checkpoint of <paramref name="network"/> and optimizer buffers.</summary>
+    public static void Save(string path, ColorizationNetwork network, Tensor squareAverage, Tensor accumulatedDelta,
+        IReadOnlyDictionary<string, string> metadata)
+    {
+        var values = network.Parameters.Values.ToArray();
+        var state = network.Parameters.State.ToArray();
+        var tensors = new List<SafeTensor>();
+        foreach (var e in network.Parameters.Entries)
+        {
+            var src = e.Trained ? values : state;
+            int offset = e.Value.Offset - (e.Trained ? network.Parameters.Values.Offset : network.Parameters.State.Offset);
+            tensors.Add(new SafeTensor(e.Name, e.Shape, src.AsSpan(offset, e.Length).ToArray()));
+        }
+        tensors.Add(new SafeTensor(SquareAverage, [squareAverage.Length], squareAverage.ToArray()));
+        tensors.Add(new SafeTensor(AccumulatedDelta, [accumulatedDelta.Length], accumulatedDelta.ToArray()));
+        var meta = new Dictionary<string, string>(ModelFile.ConfigMetadata(network.Config));
+        foreach (var (k, v) in metadata) meta[k] = v;
+        SafeTensorsFile.Write(path, tensors, meta, SafeTensorDType.F32, overwrite: true);
+    }
+
+    /// <summary>A checkpoint read back: the file (tensors and metadata) and its step.</summary>
+    public sealed record Loaded(SafeTensorsFile File, string Path, long Step)
+    {
+        public string Meta(string key) => File.Metadata.TryGetValue(key, out var v) ? v
+            : throw new ModelFileException(Path, $"checkpoint metadata has no '{key}'");
+    }
+
+    public static Loaded Load(string path)
+    {
+        SafeTensorsFile file;
+        try { file = SafeTensorsFile.Read(path); }
+        catch (SafeTensorsException e) { throw new ModelFileException(path, e.Message, e); }
+        if (!file.Metadata.TryGetValue("step", out var s) || !long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long step))
+            throw new ModelFileException(path, "not a training checkpoint (no 'step' in metadata)");
+        return new Loaded(file, path, step);
+    }
+
+    /// <summary>Restores weights, running statistics and the optimizer buffers.</summary>
+    public static void Restore(Loaded checkpoint, ColorizationNetwork network, Tensor squareAverage, Tensor accumulatedDelta)
+    {
+        ModelFile.CopyInto(network, checkpoint.File, checkpoint.Path, ignorePrefix: "optim.");
+        foreach (var (name, target) in new[] { (SquareAverage, squareAverage), (AccumulatedDelta, accumulatedDelta) })
+        {
+            if (!checkpoint.File.TryGet(name, out var t)) throw new ModelFileException(checkpoint.Path, $"checkpoint has no '{name}'");
+            if (t.Data.Length != target.Length) throw new ModelFileException(checkpoint.Path, $"'{name}' has {t.Data.Length} values, the model needs {target.Length}");
+            target.CopyFrom(t.Data);
+        }
+    }
+
+    public static string ToJson<T>(T value) => JsonSerializer.Serialize(value);
+}

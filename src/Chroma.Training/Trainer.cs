@@ -1,0 +1,255 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Chroma.Kernels;
+using Chroma.Model;
+using Chroma.Training.Data;
+
+namespace Chroma.Training;
+
+/// <summary>A loss that is NaN or infinite: training stops, the last checkpoint is left as it was.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
+
+/// <summary>
+/// The paper's training loop on Chroma's engine: joint loss, ADADELTA over the one parameter
+/// buffer, batch norm in training mode; validation, metrics CSV and curves, atomic checkpoints
+/// (the last K kept), exact resume, clean stop on cancellation.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    readonly TrainOptions _o;
+    readonly Device _device;
+    readonly Dataset _train, _val;
+    readonly ColorizationNetwork _network;
+    readonly Tensor _squareAverage, _accumulatedDelta;
+    readonly JointLoss _loss;
+    readonly MetricsLog _metrics;
+    readonly Stopwatch _clock = new();
+
+    /// <summary>Step reached (number of optimizer updates done).</summary>
+    public long Step { get; private set; }
+    public long TotalSteps { get; }
+    public Dataset TrainData => _train;
+    public Dataset ValidationData => _val;
+    public ColorizationNetwork Network => _network;
+    public TrainOptions Options => _o;
+
+    /// <summary>Called after each step with the step's loss terms and throughput.</summary>
+    public event Action<long, JointLoss.Terms, double>? StepDone;
+    /// <summary>Called after each validation with its row of metrics.</summary>
+    public event Action<MetricsLog.Row>? Validated;
+    /// <summary>Messages for the user (skipped images, checkpoints written).</summary>
+    public event Action<string>? Info;
+
+    public Trainer(TrainOptions options, Device device, Action<string>? info = null)
+    {
+        _device = device;
+        if (info is not null) Info += info;
+        Directory.CreateDirectory(options.RunDirectory);
+        string runFile = Path.Combine(options.RunDirectory, "run.json");
+        Checkpoint.Loaded? resumeFrom = null;
+        if (options.Resume)
+        {
+            if (!File.Exists(runFile)) throw new FileNotFoundException($"{options.RunDirectory}: nothing to resume (no run.json).", runFile);
+            var saved = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(runFile))
+                ?? throw new InvalidDataException($"{runFile}: unreadable.");
+            // The run's settings win; only the length may be extended.
+            options = saved with { Resume = true, Steps = options.Steps ?? saved.Steps, Epochs = options.Steps is null ? options.Epochs ?? saved.Epochs : null, RunDirectory = options.RunDirectory };
+            string? latest = Checkpoints(options.RunDirectory).LastOrDefault();
+            if (latest is null) throw new FileNotFoundException($"{options.RunDirectory}: no checkpoint to resume from.");
+            resumeFrom = Checkpoint.Load(latest);
+        }
+        else if (File.Exists(runFile))
+            throw new IOException($"{options.RunDirectory} already holds a run; pass --resume to continue it or choose another --out.");
+        _o = options;
+        Validate(_o);
+
+        var all = Dataset.Open(_o.Data);
+        (_train, _val) = _o.Validation is null ? all.Split(_o.ValidationFraction, _o.Seed) : (all, Dataset.Open(_o.Validation, all.ClassNames));
+        _train = Filter(_train, "training");
+        _val = Filter(_val, "validation");
+        if (_val.Count > _o.MaxValidationImages) _val = _val.With(_val.Samples.Take(_o.MaxValidationImages).ToList());
+
+        int classes = _train.HasLabels ? _train.ClassNames.Count : 1;
+        var config = new ColorizerConfig(_o.Width, classes, _o.FusionKernel, _o.CropSize);
+        _network = new ColorizationNetwork(config, device, _o.Seed);
+        _squareAverage = device.Zeros(_network.Parameters.Values.Length);
+        _accumulatedDelta = device.Zeros(_network.Parameters.Values.Length);
+        _loss = new JointLoss(_o.Alpha);
+        TotalSteps = _o.Steps ?? (long)Math.Ceiling((_o.Epochs ?? 1.0) * _train.Count / _o.BatchSize);
+
+        if (resumeFrom is not null)
+        {
+            Checkpoint.Restore(resumeFrom, _network, _squareAverage, _accumulatedDelta);
+            Step = resumeFrom.Step;
+            Info?.Invoke($"resumed from {resumeFrom.Path} at step {Step}");
+        }
+        else
+        {
+            File.WriteAllText(runFile, JsonSerializer.Serialize(_o, new JsonSerializerOptions { WriteIndented = true }));
+        }
+        _metrics = new MetricsLog(Path.Combine(_o.RunDirectory, "metrics.csv"), Path.Combine(_o.RunDirectory, "curves.png"), truncateAfterStep: Step);
+    }
+
+    static void Validate(TrainOptions o)
+    {
+        if (o.BatchSize < 2) throw new ArgumentException($"--batch must be at least 2 (batch norm needs batch statistics), got {o.BatchSize}.");
+        if (o.Steps is < 1) throw new ArgumentException($"--steps must be positive, got {o.Steps}.");
+        if (o.Epochs is <= 0) throw new ArgumentException($"--epochs must be positive, got {o.Epochs}.");
+        if (o.CheckpointEvery < 1 || o.ValidateEvery < 1 || o.KeepCheckpoints < 1)
+            throw new ArgumentException("checkpoint and validation intervals and the number of kept checkpoints must be positive.");
+        new Augmentation(o.ResizeTo, o.CropSize).Validate();
+        new ColorizerConfig(o.Width, 1, o.FusionKernel, o.CropSize).Validate();
+    }
+
+    /// <summary>Drops unreadable and near-gray images, counting them (the paper removed low colour-variance images).</summary>
+    Dataset Filter(Dataset data, string what)
+    {
+        var keep = new bool[data.Count];
+        var reasons = new string?[data.Count];
+        int gray = 0, bad = 0;
+        Parallel.For(0, data.Count, i =>
+        {
+            try
+            {
+                var image = ImageFile.Load(data.Samples[i].Path);
+                if (Augmentation.ColorVariation(image) < _o.MinColorVariation) Interlocked.Increment(ref gray);
+                else keep[i] = true;
+            }
+            catch (Exception e) when (e is ImageFormatException or IOException or UnauthorizedAccessException)
+            {
+                Interlocked.Increment(ref bad);
+                reasons[i] = e is ImageFormatException ? e.Message : $"{data.Samples[i].Path}: {e.Message}";
+            }
+        });
+        foreach (var r in reasons) if (r is not null) Info?.Invoke($"warning: skipped unreadable image {r}");
+        var kept = data.Samples.Where((_, i) => keep[i]).ToList();
+        Info?.Invoke($"{what}: {kept.Count} images ({gray} near-gray skipped, {bad} unreadable skipped) from {data.Source}");
+        if (kept.Count == 0) throw new InvalidDataException($"{data.Source}: no usable {what} images.");
+        return data.With(kept);
+    }
+
+    /// <summary>Runs until <see cref="TotalSteps"/> or cancellation; always leaves a checkpoint of the last finished step.</summary>
+    public void Run(CancellationToken cancel)
+    {
+        var aug = new Augmentation(_o.ResizeTo, _o.CropSize);
+        int s = _o.CropSize;
+        using var loader = new BatchLoader(_train, aug, _o.BatchSize, _o.Seed, startBatch: Step);
+        using var input = _device.Zeros(_o.BatchSize, 1, s, s);
+        using var target = _device.Zeros(_o.BatchSize, 2, s / 2, s / 2);
+        bool useLabels = _o.Classification && _train.HasLabels;
+        double sumTotal = 0, sumColor = 0, sumClass = 0; int count = 0;
+        _clock.Restart();
+        long imagesAtStart = Step * _o.BatchSize;
+        int warningsShown = 0;
+
+        while (Step < TotalSteps)
+        {
+            if (cancel.IsCancellationRequested) { Save("stopped"); return; }
+            var batch = loader.Next();
+            input.CopyFrom(batch.Inputs);
+            target.CopyFrom(batch.Targets);
+            _network.Parameters.ZeroGradients();
+            var (ab, logits) = _network.Forward(input, null, training: true);
+            var terms = _loss.Backward(_network, ab, logits, target, useLabels ? batch.Labels : null);
+            if (!float.IsFinite(terms.Total))
+                throw new TrainingDivergedException($"loss became {terms.Total} at step {Step + 1}; stopped without saving, the last checkpoint in {_o.RunDirectory} is intact.");
+            Adadelta.Step(_network.Parameters.Values, _network.Parameters.Gradients, _squareAverage, _accumulatedDelta, _o.Rho, _o.Eps);
+            Step++;
+            sumTotal += terms.Total; sumColor += terms.Color; sumClass += terms.Class; count++;
+            double imagesPerSecond = (Step * _o.BatchSize - imagesAtStart) / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
+            StepDone?.Invoke(Step, terms, imagesPerSecond);
+            lock (loader.Warnings)
+                for (; warningsShown < loader.Warnings.Count; warningsShown++) Info?.Invoke("warning: " + loader.Warnings[warningsShown]);
+
+            bool last = Step == TotalSteps;
+            if (Step % _o.ValidateEvery == 0 || last)
+            {
+                var row = ValidateNow(count == 0 ? 0 : sumTotal / count, count == 0 ? 0 : sumColor / count, count == 0 ? 0 : sumClass / count, imagesPerSecond);
+                _metrics.Append(row);
+                Validated?.Invoke(row);
+                sumTotal = sumColor = sumClass = 0; count = 0;
+            }
+            if (Step % _o.CheckpointEvery == 0 || last) Save(last ? "final" : "periodic");
+        }
+        if (Step == TotalSteps) ExportModel();
+    }
+
+    /// <summary>Inference-mode pass over the validation images: joint loss, PSNR of the colorized crops, top-1.</summary>
+    MetricsLog.Row ValidateNow(double trainLoss, double trainColor, double trainClass, double imagesPerSecond)
+    {
+        var aug = new Augmentation(_o.ResizeTo, _o.CropSize, Random: false);
+        int s = _o.CropSize, batchSize = Math.Min(_o.BatchSize, _val.Count);
+        using var loader = new BatchLoader(_val, aug, batchSize, _o.Seed, shuffle: false, prefetch: 2);
+        int batches = (_val.Count + batchSize - 1) / batchSize;
+        using var input = _device.Zeros(batchSize, 1, s, s);
+        using var target = _device.Zeros(batchSize, 2, s / 2, s / 2);
+        bool useLabels = _o.Classification && _val.HasLabels && _train.HasLabels;
+        double loss = 0, color = 0, cls = 0, psnr = 0; int correct = 0, seen = 0;
+        for (int b = 0; b < batches; b++)
+        {
+            var batch = loader.Next();
+            int valid = Math.Min(batchSize, _val.Count - b * batchSize); // the last batch wraps around: count only new images
+            input.CopyFrom(batch.Inputs);
+            target.CopyFrom(batch.Targets);
+            var (ab, logits) = _network.Forward(input, null, training: false);
+            var terms = _loss.Evaluate(ab, logits, target, useLabels ? batch.Labels : null);
+            loss += terms.Total * valid; color += terms.Color * valid; cls += terms.Class * valid;
+            var abValues = ab.ToArray();
+            var logitValues = useLabels ? logits.ToArray() : null;
+            for (int i = 0; i < valid; i++)
+            {
+                psnr += Metrics.PsnrOfPrediction(batch.Inputs.AsSpan(i * s * s, s * s), abValues.AsSpan(i * 2 * (s / 2) * (s / 2), 2 * (s / 2) * (s / 2)),
+                    batch.Rgb.AsSpan(i * 3 * s * s, 3 * s * s), s, s);
+                if (logitValues is not null && Metrics.ArgMax(logitValues.AsSpan(i * _network.Config.Classes, _network.Config.Classes)) == batch.Labels![i]) correct++;
+            }
+            seen += valid;
+        }
+        return new MetricsLog.Row(Step, Step * (double)_o.BatchSize / _train.Count, trainLoss, trainColor, trainClass,
+            loss / seen, color / seen, cls / seen, psnr / seen, useLabels ? (double)correct / seen : double.NaN, imagesPerSecond, _clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Writes checkpoint-STEP.safetensors atomically and deletes all but the newest K.</summary>
+    void Save(string why)
+    {
+        string path = Path.Combine(_o.RunDirectory, $"checkpoint-{Step:D8}.safetensors");
+        Checkpoint.Save(path, _network, _squareAverage, _accumulatedDelta, RunMetadata());
+        foreach (var old in Checkpoints(_o.RunDirectory).SkipLast(_o.KeepCheckpoints)) File.Delete(old);
+        Info?.Invoke($"checkpoint ({why}): {path}");
+    }
+
+    /// <summary>The trained weights alone, as a model file (model.safetensors in the run folder).</summary>
+    public string ExportModel(string? path = null, SafeTensorDType dtype = SafeTensorDType.F32)
+    {
+        path ??= Path.Combine(_o.RunDirectory, "model.safetensors");
+        ModelFile.Save(_network, path, dtype, RunMetadata(), overwrite: true);
+        return path;
+    }
+
+    Dictionary<string, string> RunMetadata() => new()
+    {
+        ["step"] = Step.ToString(CultureInfo.InvariantCulture),
+        ["seed"] = _o.Seed.ToString(CultureInfo.InvariantCulture),
+        ["batch"] = _o.BatchSize.ToString(CultureInfo.InvariantCulture),
+        ["alpha"] = _o.Alpha.ToString("R", CultureInfo.InvariantCulture),
+        ["classes_names"] = JsonSerializer.Serialize(_train.ClassNames),
+        ["train_data"] = _o.Data,
+        ["train_images"] = _train.Count.ToString(CultureInfo.InvariantCulture),
+        ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        ["trained_by"] = "chroma train",
+    };
+
+    /// <summary>Checkpoint files of a run folder, oldest first.</summary>
+    public static List<string> Checkpoints(string runDirectory) =>
+        Directory.Exists(runDirectory)
+            ? Directory.GetFiles(runDirectory, "checkpoint-*.safetensors").Order(StringComparer.Ordinal).ToList()
+            : [];
+
+    public void Dispose()
+    {
+        _loss.Dispose();
+        _squareAverage.Dispose();
+        _accumulatedDelta.Dispose();
+        _network.Dispose();
+    }
+}
