@@ -13,6 +13,17 @@ public sealed class CliException(string message, int exitCode = 2) : Exception(m
 /// <summary>Runs the parsed command and turns expected failures into one clear line and an exit code.</summary>
 public static class CliRunner
 {
+    /// <summary>The `chroma` command and its sub-commands.</summary>
+    public static RootCommand CreateRoot() => new("Chroma: automatic photo colorization (Iizuka et al., SIGGRAPH 2016) on a pure C# engine.")
+    {
+        Commands.ColorizeCommand.Create(),
+        Commands.InitCommand.Create(),
+        Commands.InfoCommand.Create(),
+        Commands.ForwardCommand.Create(),
+        Commands.TrainCommand.Create(),
+        Commands.EvalCommand.Create(),
+    };
+
     public static int Run(RootCommand root, string[] args)
     {
         var parse = root.Parse(args);
