@@ -3,7 +3,9 @@
 #
 #   scripts/test-cuda.sh build   publish the suite self-contained for linux-x64 into
 #                                publish/tests and pack it as publish/chroma-tests-linux-x64.tar.gz
-#                                (needs the .NET SDK; the GPU machine needs none)
+#                                (needs the .NET SDK; the GPU machine needs none). The `chroma`
+#                                tool is published into the same folder (one runtime for both),
+#                                so `publish/tests/chroma bench --device cuda` times the GPU too.
 #   scripts/test-cuda.sh run     unpack (if needed) and run it with CHROMA_TEST_GPU=cuda
 #                                (needs only the NVIDIA driver)
 #   scripts/test-cuda.sh         both
@@ -18,8 +20,10 @@ tarball=publish/chroma-tests-linux-x64.tar.gz
 
 if [[ "$mode" == build || "$mode" == all ]]; then
   rm -rf "$out"
-  dotnet publish tests/Chroma.Tests -c Release -r linux-x64 --self-contained \
-    -p:InvariantGlobalization=true -o "$out"
+  for project in tests/Chroma.Tests src/Chroma.Cli; do
+    dotnet publish "$project" -c Release -r linux-x64 --self-contained \
+      -p:InvariantGlobalization=true -o "$out"
+  done
   tar -C publish -czf "$tarball" tests
   echo "packed $(du -h "$tarball" | cut -f1) into $tarball"
 fi

@@ -22,6 +22,7 @@ public static class CliRunner
         Commands.ForwardCommand.Create(),
         Commands.TrainCommand.Create(),
         Commands.EvalCommand.Create(),
+        Commands.BenchCommand.Create(),
     };
 
     public static int Run(RootCommand root, string[] args)
