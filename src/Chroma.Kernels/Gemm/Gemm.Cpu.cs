@@ -147,14 +147,19 @@ public static partial class Gemm
                     PackB<TOps, TVec>(p, block, 0, panels);
                     for (int item = 0; item < icBlocks * jrChunks; item++) ComputeItem<TOps, TVec>(p, block, item);
                 }
-                else
-                {
-                    int packChunks = Math.Min(threads, panels);
-                    Parallel.For(0, packChunks, t => PackB<TOps, TVec>(p, block, panels * t / packChunks, panels * (t + 1) / packChunks));
-                    Parallel.For(0, icBlocks * jrChunks, item => ComputeItem<TOps, TVec>(p, block, item));
-                }
+                else ParallelStep<TOps, TVec>(p, block, threads);
             }
         }
+    }
+
+    // One (jc, pc) step on all cores: B panels packed in parallel, then the work items.
+    // (A method of its own so that the closures are allocated only on this path.)
+    static void ParallelStep<TOps, TVec>(CpuProblem p, MacroBlock block, int threads)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int panels = block.Panels, packChunks = Math.Min(threads, panels);
+        Parallel.For(0, packChunks, t => PackB<TOps, TVec>(p, block, panels * t / packChunks, panels * (t + 1) / packChunks));
+        Parallel.For(0, block.IcBlocks * block.JrChunks, item => ComputeItem<TOps, TVec>(p, block, item));
     }
 
     /// <summary>Where one (jc, pc) step of the loop nest stands; <c>BPacked</c> is the pinned packed B block.</summary>
