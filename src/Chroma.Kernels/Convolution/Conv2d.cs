@@ -1,8 +1,3 @@
-using System.Runtime.CompilerServices;
-
-// The convolution tests shrink the chunk budgets below to exercise chunked processing on small shapes.
-[assembly: InternalsVisibleTo("Chroma.Tests")]
-
 namespace Chroma.Kernels;
 
 /// <summary>

@@ -4,7 +4,6 @@ using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 // Tests force each micro-kernel width through the internal overload of Gemm.Cpu.
-[assembly: InternalsVisibleTo("Chroma.Tests")]
 
 namespace Chroma.Kernels;
 
