@@ -51,13 +51,16 @@ public sealed class Trainer : IDisposable
         if (options.Resume)
         {
             if (!File.Exists(runFile)) throw new FileNotFoundException($"{options.RunDirectory}: nothing to resume (no run.json).", runFile);
-            var saved = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(runFile))
-                ?? throw new InvalidDataException($"{runFile}: unreadable.");
+            TrainOptions? saved;
+            try { saved = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(runFile)); }
+            catch (JsonException e) { throw new InvalidDataException($"{runFile}: unreadable ({e.Message}).", e); }
+            if (saved is null) throw new InvalidDataException($"{runFile}: unreadable.");
             // The run's settings win; only the length may be extended.
             options = saved with { Resume = true, Steps = options.Steps ?? saved.Steps, Epochs = options.Steps is null ? options.Epochs ?? saved.Epochs : null, RunDirectory = options.RunDirectory };
             string? latest = Checkpoints(options.RunDirectory).LastOrDefault();
             if (latest is null) throw new FileNotFoundException($"{options.RunDirectory}: no checkpoint to resume from.");
             resumeFrom = Checkpoint.Load(latest);
+            RemoveInterruptedWrites(options.RunDirectory);
         }
         else if (File.Exists(runFile))
             throw new IOException($"{options.RunDirectory} already holds a run; pass --resume to continue it or choose another --out.");
@@ -70,13 +73,17 @@ public sealed class Trainer : IDisposable
         _val = Filter(_val, "validation");
         if (_val.Count > _o.MaxValidationImages) _val = _val.With(_val.Samples.Take(_o.MaxValidationImages).ToList());
 
+        TotalSteps = _o.Steps ?? (long)Math.Ceiling((_o.Epochs ?? 1.0) * _train.Count / _o.BatchSize);
+        // A shorter run than the one reached would neither train nor export a model.
+        if (resumeFrom is not null && resumeFrom.Step > TotalSteps)
+            throw new ArgumentException($"{_o.RunDirectory} is already at step {resumeFrom.Step}; the run's length of {TotalSteps} steps cannot continue it (give --steps {resumeFrom.Step} or more).");
+
         int classes = _train.HasLabels ? _train.ClassNames.Count : 1;
         var config = new ColorizerConfig(_o.Width, classes, _o.FusionKernel, _o.CropSize);
         _network = new ColorizationNetwork(config, device, _o.Seed);
         _squareAverage = device.Zeros(_network.Parameters.Values.Length);
         _accumulatedDelta = device.Zeros(_network.Parameters.Values.Length);
         _loss = new JointLoss(_o.Alpha);
-        TotalSteps = _o.Steps ?? (long)Math.Ceiling((_o.Epochs ?? 1.0) * _train.Count / _o.BatchSize);
 
         if (resumeFrom is not null)
         {
@@ -86,7 +93,10 @@ public sealed class Trainer : IDisposable
         }
         else
         {
-            File.WriteAllText(runFile, JsonSerializer.Serialize(_o, new JsonSerializerOptions { WriteIndented = true }));
+            // Temporary file, then rename: a run killed at start-up never leaves a half-written run.json.
+            string temp = runFile + ".tmp";
+            File.WriteAllText(temp, JsonSerializer.Serialize(_o, new JsonSerializerOptions { WriteIndented = true }));
+            File.Move(temp, runFile, overwrite: true);
         }
         _metrics = new MetricsLog(Path.Combine(_o.RunDirectory, "metrics.csv"), Path.Combine(_o.RunDirectory, "curves.png"), truncateAfterStep: Step);
     }
@@ -238,6 +248,18 @@ public sealed class Trainer : IDisposable
         ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
         ["trained_by"] = "chroma train",
     };
+
+    /// <summary>
+    /// Deletes the temporary files of writes that a crash or kill cut short (checkpoints and the
+    /// model go through AtomicFile's hidden ".NAME.GUID.tmp", the metrics log through "NAME.tmp"):
+    /// they never hold a usable file, and each interrupted run would otherwise leave one more.
+    /// </summary>
+    static void RemoveInterruptedWrites(string runDirectory)
+    {
+        string[] patterns = [".checkpoint-*.safetensors.*.tmp", ".model.safetensors.*.tmp", "metrics.csv.tmp", "curves.png.tmp.png", "run.json.tmp"];
+        foreach (var file in patterns.SelectMany(p => Directory.GetFiles(runDirectory, p)))
+            File.Delete(file);
+    }
 
     /// <summary>Checkpoint files of a run folder, oldest first.</summary>
     public static List<string> Checkpoints(string runDirectory) =>
