@@ -48,6 +48,7 @@ public sealed class Trainer : IDisposable
         Directory.CreateDirectory(options.RunDirectory);
         string runFile = Path.Combine(options.RunDirectory, "run.json");
         Checkpoint.Loaded? resumeFrom = null;
+        bool lengthChanged = false;
         if (options.Resume)
         {
             if (!File.Exists(runFile)) throw new FileNotFoundException($"{options.RunDirectory}: nothing to resume (no run.json).", runFile);
@@ -55,8 +56,13 @@ public sealed class Trainer : IDisposable
             try { saved = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(runFile)); }
             catch (JsonException e) { throw new InvalidDataException($"{runFile}: unreadable ({e.Message}).", e); }
             if (saved is null) throw new InvalidDataException($"{runFile}: unreadable.");
-            // The run's settings win; only the length may be extended.
-            options = saved with { Resume = true, Steps = options.Steps ?? saved.Steps, Epochs = options.Steps is null ? options.Epochs ?? saved.Epochs : null, RunDirectory = options.RunDirectory };
+            // The run's settings win; only the length may be changed (--steps, or else --epochs), and
+            // a new length is written back to run.json so that a later plain --resume keeps it.
+            var resumed = options.Steps is not null ? saved with { Steps = options.Steps, Epochs = null }
+                : options.Epochs is not null ? saved with { Steps = null, Epochs = options.Epochs }
+                : saved;
+            lengthChanged = resumed.Steps != saved.Steps || resumed.Epochs != saved.Epochs;
+            options = resumed with { Resume = true, RunDirectory = options.RunDirectory };
             string? latest = Checkpoints(options.RunDirectory).LastOrDefault();
             if (latest is null) throw new FileNotFoundException($"{options.RunDirectory}: no checkpoint to resume from.");
             resumeFrom = Checkpoint.Load(latest);
@@ -77,6 +83,7 @@ public sealed class Trainer : IDisposable
         // A shorter run than the one reached would neither train nor export a model.
         if (resumeFrom is not null && resumeFrom.Step > TotalSteps)
             throw new ArgumentException($"{_o.RunDirectory} is already at step {resumeFrom.Step}; the run's length of {TotalSteps} steps cannot continue it (give --steps {resumeFrom.Step} or more).");
+        if (resumeFrom is null || lengthChanged) WriteRunFile(runFile, _o);
 
         int classes = _train.HasLabels ? _train.ClassNames.Count : 1;
         var config = new ColorizerConfig(_o.Width, classes, _o.FusionKernel, _o.CropSize);
@@ -91,14 +98,15 @@ public sealed class Trainer : IDisposable
             Step = resumeFrom.Step;
             Info?.Invoke($"resumed from {resumeFrom.Path} at step {Step}");
         }
-        else
-        {
-            // Temporary file, then rename: a run killed at start-up never leaves a half-written run.json.
-            string temp = runFile + ".tmp";
-            File.WriteAllText(temp, JsonSerializer.Serialize(_o, new JsonSerializerOptions { WriteIndented = true }));
-            File.Move(temp, runFile, overwrite: true);
-        }
         _metrics = new MetricsLog(Path.Combine(_o.RunDirectory, "metrics.csv"), Path.Combine(_o.RunDirectory, "curves.png"), truncateAfterStep: Step);
+    }
+
+    /// <summary>The run's settings, through a temporary file and a rename: a kill never leaves half a run.json.</summary>
+    static void WriteRunFile(string runFile, TrainOptions options)
+    {
+        string temp = runFile + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(options with { Resume = false }, new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(temp, runFile, overwrite: true);
     }
 
     static void Validate(TrainOptions o)

@@ -143,6 +143,9 @@ public sealed class ColorizeCommandTests : IDisposable
         Assert.True(r.ExitCode == 2, r.ToString());
         Assert.Contains("no default model", r.Output);
         Assert.False(File.Exists(PathOf("p-color.png")));
+        r = Cli.Run("colorize", input, "--device", "cpu", "-o", PathOf("out"));
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.False(Directory.Exists(PathOf("out")), "the output folder was created for nothing");
     }
 
     [Fact]
@@ -227,5 +230,42 @@ public sealed class ColorizeCommandTests : IDisposable
         Assert.DoesNotContain("   at ", r.Output);
         Assert.False(File.Exists(PathOf("out.gif")));
         Assert.Empty(Fixtures.TempFiles(_dir));
+    }
+
+    [Fact]
+    public void Output_names_in_a_folder_do_not_collide_and_keep_the_input_format()
+    {
+        string one = Fixtures.SaveColourful(PathOf("x", "same.png"), 17, 13, 1);
+        string two = Fixtures.SaveColourful(PathOf("y", "same.png"), 17, 13, 2);
+        string bmp = Fixtures.SaveColourful(PathOf("y", "old.bmp"), 15, 11, 3);
+        var r = Colorize(one, two, bmp, "-o", PathOf("out"));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        AssertColorizedCopyOf(one, PathOf("out", "same-color.png"));
+        AssertColorizedCopyOf(two, PathOf("out", "same-color-2.png"));
+        AssertColorizedCopyOf(bmp, PathOf("out", "old-color.png")); // no BMP encoder in Skia: written as PNG
+
+        // Several inputs cannot go to one file; a folder without images is an error.
+        r = Colorize(one, two, "-o", PathOf("both.png"));
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains("give a folder", r.Output);
+        Assert.False(File.Exists(PathOf("both.png")));
+        Directory.CreateDirectory(PathOf("nothing"));
+        r = Colorize(PathOf("nothing"));
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains("no images found", r.Output);
+    }
+
+    [Fact]
+    public void Transparency_of_a_png_is_kept()
+    {
+        const int w = 21, h = 13;
+        var alpha = Enumerable.Range(0, w * h).Select(i => (i % w) / (float)(w - 1)).ToArray();
+        string input = PathOf("logo.png");
+        ImageFile.Save(input, Fixtures.ColourfulRgb(w, h, 4), w, h, alpha);
+        var r = Colorize(input);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var output = ImageFile.Load(PathOf("logo-color.png"));
+        Assert.NotNull(output.Alpha);
+        Assert.Equal(ImageFile.Load(input).Alpha, output.Alpha);
     }
 }

@@ -170,12 +170,17 @@ public sealed class OtherCommandTests : IDisposable
         string model = PathOf("tiny.safetensors");
         string input = PathOf("in.safetensors");
         var before = System.Globalization.CultureInfo.CurrentCulture;
-        System.Globalization.CultureInfo.CurrentCulture = new System.Globalization.CultureInfo("de-DE"); // decimal comma, '.' groups thousands
+        // German-style numbers (decimal comma, '.' groups thousands), built from the invariant culture
+        // so the test also runs where the suite is published with InvariantGlobalization (no "de-DE").
+        var german = (System.Globalization.CultureInfo)System.Globalization.CultureInfo.InvariantCulture.Clone();
+        german.NumberFormat.NumberDecimalSeparator = ",";
+        german.NumberFormat.NumberGroupSeparator = ".";
+        System.Globalization.CultureInfo.CurrentCulture = german;
         try
         {
             var r = Cli.Run("init", "--width", "0.0625", "--classes", "3", "-o", model);
             Assert.True(r.ExitCode == 0, r.ToString());
-            Assert.Equal("de-DE", System.Globalization.CultureInfo.CurrentCulture.Name); // restored after the run
+            Assert.Same(german, System.Globalization.CultureInfo.CurrentCulture); // restored after the run
             Assert.Equal(0.0625, ModelFile.ReadInfo(model).Config.Width);
 
             SafeTensorsFile.Write(input, [Random("local", 1, 2, 1, 224, 224), Random("target_ab", 2, 2, 2, 112, 112)],

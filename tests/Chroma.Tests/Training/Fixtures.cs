@@ -90,7 +90,7 @@ static class Fixtures
         return path;
     }
 
-    /// <summary>A tiny random network: width 1/16, 3 classes, 64 x 64 global input (about 2.7 k parameters... plus the dense layers).</summary>
+    /// <summary>A tiny random network: width 1/16 (4 to 64 channels), 3 classes, 64 x 64 global input.</summary>
     public static ColorizationNetwork TinyNetwork(int seed = 1) =>
         new(new ColorizerConfig(0.0625, 3, 1, 64), CpuDevice.Instance, seed);
 

@@ -17,26 +17,26 @@ public sealed class KillTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    /// <summary>The `chroma` CLI built beside the tests (the project reference copies chroma.dll here).</summary>
-    static string ChromaDll
+    /// <summary>
+    /// `dotnet chroma.dll`: the CLI built beside the tests (the project reference copies chroma.dll and
+    /// its runtimeconfig here) on the dotnet host of the runtime running the tests. Null where there is
+    /// none (a self-contained publish of the suite, as scripts/test-cuda.sh makes).
+    /// </summary>
+    static (string Host, string Dll)? ChromaCommand()
     {
-        get
-        {
-            string dll = Path.Combine(AppContext.BaseDirectory, "chroma.dll");
-            Assert.True(File.Exists(dll), $"{dll} is missing: the test project must reference src/Chroma.Cli.");
-            return dll;
-        }
-    }
-
-    /// <summary>The dotnet host of the runtime running the tests (RUNTIME_ROOT/shared/Microsoft.NETCore.App/VERSION/ is three levels below it).</summary>
-    static string DotnetHost
-    {
-        get
-        {
-            string root = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
-            string host = Path.Combine(root, OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet");
-            return File.Exists(host) ? host : "dotnet";
-        }
+        string dll = Path.Combine(AppContext.BaseDirectory, "chroma.dll");
+        if (!File.Exists(dll) || !File.Exists(Path.ChangeExtension(dll, ".runtimeconfig.json"))) return null;
+        string exe = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
+        // DOTNET_HOST_PATH is set under `dotnet test`; otherwise the host sits three levels above
+        // the shared runtime (ROOT/shared/Microsoft.NETCore.App/VERSION/).
+        string?[] candidates =
+        [
+            Environment.GetEnvironmentVariable("DOTNET_HOST_PATH"),
+            Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", exe)),
+            Environment.ProcessPath is { } p && Path.GetFileName(p) == exe ? p : null,
+        ];
+        string? host = candidates.FirstOrDefault(c => c is not null && File.Exists(c));
+        return host is null ? null : (host, dll);
     }
 
     sealed class Child : IDisposable
@@ -44,10 +44,10 @@ public sealed class KillTests : IDisposable
         readonly Process _process;
         readonly System.Text.StringBuilder _output = new();
 
-        public Child(IEnumerable<string> args)
+        public Child((string Host, string Dll) chroma, IEnumerable<string> args)
         {
-            var info = new ProcessStartInfo(DotnetHost) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            info.ArgumentList.Add(ChromaDll);
+            var info = new ProcessStartInfo(chroma.Host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            info.ArgumentList.Add(chroma.Dll);
             foreach (var a in args) info.ArgumentList.Add(a);
             info.Environment["NO_COLOR"] = "1";
             _process = new Process { StartInfo = info };
@@ -103,6 +103,8 @@ public sealed class KillTests : IDisposable
     [Fact]
     public void Sigkill_at_random_moments_leaves_loadable_checkpoints_and_a_resumable_run()
     {
+        var chroma = ChromaCommand();
+        if (chroma is null) Assert.Skip("needs chroma.dll and a dotnet host beside the tests (not in a self-contained publish)");
         var clock = Stopwatch.StartNew();
         string data = Fixtures.ClassFolders(Path.Combine(_dir, "data"));
         string run = Path.Combine(_dir, "run");
@@ -117,7 +119,7 @@ public sealed class KillTests : IDisposable
         {
             long before = LatestStep(run);
             string[] args = round == 0 ? [.. common, "--steps", "100000"] : [.. common, "--resume"];
-            using var child = new Child(args);
+            using var child = new Child(chroma.Value, args);
             // Let it get past start-up and write a checkpoint of its own, then kill it a random moment later.
             while (LatestStep(run) <= before)
             {
@@ -139,7 +141,7 @@ public sealed class KillTests : IDisposable
 
         // The interrupted run still finishes: a short extension ends cleanly with a usable model.
         long reached = LatestStep(run);
-        using (var final = new Child([.. common, "--resume", "--steps", (reached + 2).ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        using (var final = new Child(chroma.Value, [.. common, "--resume", "--steps", (reached + 2).ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
             Assert.True(final.WaitForExit((int)Math.Max(1000, (deadline + TimeSpan.FromSeconds(4) - clock.Elapsed).TotalMilliseconds)), "the resumed run did not finish in time");
             Assert.True(final.ExitCode == 0, $"resumed run failed ({final.ExitCode}):\n{final.Output}");

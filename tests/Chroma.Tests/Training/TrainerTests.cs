@@ -110,6 +110,38 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void An_extended_length_is_kept_by_later_resumes()
+    {
+        var options = Options("extend") with { Steps = 2 };
+        using (var trainer = new Trainer(options, CpuDevice.Instance)) trainer.Run(CancellationToken.None);
+
+        // Extend to 4, interrupted at 3.
+        using var cancel = new CancellationTokenSource();
+        using (var trainer = new Trainer(options with { Resume = true, Steps = 4 }, CpuDevice.Instance))
+        {
+            Assert.Equal(4, trainer.TotalSteps);
+            trainer.StepDone += (step, _, _) => { if (step == 3) cancel.Cancel(); };
+            trainer.Run(cancel.Token);
+            Assert.Equal(3, trainer.Step);
+        }
+        // A plain resume continues to 4 (not the original 2, which it has passed).
+        using (var trainer = new Trainer(new TrainOptions { Data = "ignored", RunDirectory = options.RunDirectory, Resume = true }, CpuDevice.Instance))
+        {
+            Assert.Equal(4, trainer.TotalSteps);
+            Assert.Equal(options.Data, trainer.Options.Data); // the run's settings, not the caller's
+            trainer.Run(CancellationToken.None);
+            Assert.Equal(4, trainer.Step);
+        }
+        // --epochs replaces --steps: 12 images with a quarter held out leave 9, so 2 epochs of batches of 4 are 5 steps.
+        using (var trainer = new Trainer(new TrainOptions { Data = options.Data, RunDirectory = options.RunDirectory, Resume = true, Epochs = 2 }, CpuDevice.Instance))
+            Assert.Equal((long)Math.Ceiling(2.0 * trainer.TrainData.Count / 4), trainer.TotalSteps);
+        // Shorter than the step reached: refused, and run.json keeps its length.
+        Assert.Throws<ArgumentException>(() => new Trainer(options with { Resume = true, Steps = 3 }, CpuDevice.Instance));
+        using (var trainer = new Trainer(new TrainOptions { Data = options.Data, RunDirectory = options.RunDirectory, Resume = true }, CpuDevice.Instance))
+            Assert.Equal(5, trainer.TotalSteps);
+    }
+
+    [Fact]
     public void Metrics_log_drops_rows_after_the_resumed_step()
     {
         string csv = Path.Combine(_dir, "metrics.csv"), png = Path.Combine(_dir, "curves.png");
