@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using Chroma.Model;
 using Spectre.Console;
 
@@ -25,11 +26,19 @@ public static class CliRunner
         Commands.BenchCommand.Create(),
     };
 
+    /// <summary>
+    /// Parses and runs <paramref name="args"/> under the invariant culture: numbers on the command
+    /// line are written with a decimal point whatever the user's locale (System.CommandLine parses
+    /// with the current culture, where "--width 0.25" would read as 25 in, e.g., German), and printed
+    /// figures and files look the same everywhere. The caller's culture is restored afterwards.
+    /// </summary>
     public static int Run(RootCommand root, string[] args)
     {
-        var parse = root.Parse(args);
+        var culture = CultureInfo.CurrentCulture;
+        CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         try
         {
+            var parse = root.Parse(args);
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (Describe(e) is { } message)
@@ -37,14 +46,21 @@ public static class CliRunner
             AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {message}");
             return e is CliException c ? c.ExitCode : 1;
         }
+        finally
+        {
+            CultureInfo.CurrentCulture = culture;
+        }
     }
 
     /// <summary>Expected errors and how to word them; null for bugs, which keep their stack trace.</summary>
     static string? Describe(Exception e) => e switch
     {
         CliException or ModelFileException or ImageFormatException or SafeTensorsException => e.Message,
-        FileNotFoundException f => $"{f.FileName ?? "file"}: not found",
+        // The runtime's own message ("Could not find file 'NAME'.") is shortened; one of ours, which says
+        // more (a run with no checkpoint to resume from), is kept.
+        FileNotFoundException f => f.FileName is not null && f.Message.Contains(f.FileName, StringComparison.Ordinal) ? $"{f.FileName}: not found" : f.Message,
         DirectoryNotFoundException => e.Message,
+        InvalidDataException => e.Message, // datasets and run folders that cannot be used (no images, a bad list file line)
         UnauthorizedAccessException => e.Message,
         IOException => e.Message,
         ArgumentException => e.Message,

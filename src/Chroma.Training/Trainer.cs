@@ -48,16 +48,25 @@ public sealed class Trainer : IDisposable
         Directory.CreateDirectory(options.RunDirectory);
         string runFile = Path.Combine(options.RunDirectory, "run.json");
         Checkpoint.Loaded? resumeFrom = null;
+        bool lengthChanged = false;
         if (options.Resume)
         {
             if (!File.Exists(runFile)) throw new FileNotFoundException($"{options.RunDirectory}: nothing to resume (no run.json).", runFile);
-            var saved = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(runFile))
-                ?? throw new InvalidDataException($"{runFile}: unreadable.");
-            // The run's settings win; only the length may be extended.
-            options = saved with { Resume = true, Steps = options.Steps ?? saved.Steps, Epochs = options.Steps is null ? options.Epochs ?? saved.Epochs : null, RunDirectory = options.RunDirectory };
+            TrainOptions? saved;
+            try { saved = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(runFile)); }
+            catch (JsonException e) { throw new InvalidDataException($"{runFile}: unreadable ({e.Message}).", e); }
+            if (saved is null) throw new InvalidDataException($"{runFile}: unreadable.");
+            // The run's settings win; only the length may be changed (--steps, or else --epochs), and
+            // a new length is written back to run.json so that a later plain --resume keeps it.
+            var resumed = options.Steps is not null ? saved with { Steps = options.Steps, Epochs = null }
+                : options.Epochs is not null ? saved with { Steps = null, Epochs = options.Epochs }
+                : saved;
+            lengthChanged = resumed.Steps != saved.Steps || resumed.Epochs != saved.Epochs;
+            options = resumed with { Resume = true, RunDirectory = options.RunDirectory };
             string? latest = Checkpoints(options.RunDirectory).LastOrDefault();
             if (latest is null) throw new FileNotFoundException($"{options.RunDirectory}: no checkpoint to resume from.");
             resumeFrom = Checkpoint.Load(latest);
+            RemoveInterruptedWrites(options.RunDirectory);
         }
         else if (File.Exists(runFile))
             throw new IOException($"{options.RunDirectory} already holds a run; pass --resume to continue it or choose another --out.");
@@ -70,13 +79,18 @@ public sealed class Trainer : IDisposable
         _val = Filter(_val, "validation");
         if (_val.Count > _o.MaxValidationImages) _val = _val.With(_val.Samples.Take(_o.MaxValidationImages).ToList());
 
+        TotalSteps = _o.Steps ?? (long)Math.Ceiling((_o.Epochs ?? 1.0) * _train.Count / _o.BatchSize);
+        // A shorter run than the one reached would neither train nor export a model.
+        if (resumeFrom is not null && resumeFrom.Step > TotalSteps)
+            throw new ArgumentException($"{_o.RunDirectory} is already at step {resumeFrom.Step}; the run's length of {TotalSteps} steps cannot continue it (give --steps {resumeFrom.Step} or more).");
+        if (resumeFrom is null || lengthChanged) WriteRunFile(runFile, _o);
+
         int classes = _train.HasLabels ? _train.ClassNames.Count : 1;
         var config = new ColorizerConfig(_o.Width, classes, _o.FusionKernel, _o.CropSize);
         _network = new ColorizationNetwork(config, device, _o.Seed);
         _squareAverage = device.Zeros(_network.Parameters.Values.Length);
         _accumulatedDelta = device.Zeros(_network.Parameters.Values.Length);
         _loss = new JointLoss(_o.Alpha);
-        TotalSteps = _o.Steps ?? (long)Math.Ceiling((_o.Epochs ?? 1.0) * _train.Count / _o.BatchSize);
 
         if (resumeFrom is not null)
         {
@@ -84,11 +98,15 @@ public sealed class Trainer : IDisposable
             Step = resumeFrom.Step;
             Info?.Invoke($"resumed from {resumeFrom.Path} at step {Step}");
         }
-        else
-        {
-            File.WriteAllText(runFile, JsonSerializer.Serialize(_o, new JsonSerializerOptions { WriteIndented = true }));
-        }
         _metrics = new MetricsLog(Path.Combine(_o.RunDirectory, "metrics.csv"), Path.Combine(_o.RunDirectory, "curves.png"), truncateAfterStep: Step);
+    }
+
+    /// <summary>The run's settings, through a temporary file and a rename: a kill never leaves half a run.json.</summary>
+    static void WriteRunFile(string runFile, TrainOptions options)
+    {
+        string temp = runFile + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(options with { Resume = false }, new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(temp, runFile, overwrite: true);
     }
 
     static void Validate(TrainOptions o)
@@ -238,6 +256,18 @@ public sealed class Trainer : IDisposable
         ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
         ["trained_by"] = "chroma train",
     };
+
+    /// <summary>
+    /// Deletes the temporary files of writes that a crash or kill cut short (checkpoints and the
+    /// model go through AtomicFile's hidden ".NAME.GUID.tmp", the metrics log through "NAME.tmp"):
+    /// they never hold a usable file, and each interrupted run would otherwise leave one more.
+    /// </summary>
+    static void RemoveInterruptedWrites(string runDirectory)
+    {
+        string[] patterns = [".checkpoint-*.safetensors.*.tmp", ".model.safetensors.*.tmp", "metrics.csv.tmp", "curves.png.tmp.png", "run.json.tmp"];
+        foreach (var file in patterns.SelectMany(p => Directory.GetFiles(runDirectory, p)))
+            File.Delete(file);
+    }
 
     /// <summary>Checkpoint files of a run folder, oldest first.</summary>
     public static List<string> Checkpoints(string runDirectory) =>

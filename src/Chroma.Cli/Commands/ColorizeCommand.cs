@@ -30,9 +30,10 @@ public static class ColorizeCommand
     static int Run(string[] inputs, string? output, string? modelPath, string? globalFrom, string? deviceName, bool overwrite, int maxPixels)
     {
         if (maxPixels < 64 * 64) throw new CliException($"--max-pixels must be at least {64 * 64}.");
-        var jobs = PlanOutputs(ExpandInputs(inputs), output);
+        // The model first: planning the outputs creates the -o folder, which an error must not leave behind.
         modelPath ??= File.Exists(DefaultModelPath) ? DefaultModelPath
             : throw new CliException($"no default model is installed (looked for {DefaultModelPath}); pass --model FILE (make one with `chroma train` or `chroma init`).");
+        var jobs = PlanOutputs(ExpandInputs(inputs), output);
 
         var device = CliRunner.OpenDevice(deviceName);
         using var colorizer = new Colorizer(ModelFile.Load(modelPath, device), ownsDevice: device is not CpuDevice) { MaxWorkingPixels = maxPixels };

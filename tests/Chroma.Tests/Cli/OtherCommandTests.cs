@@ -1,0 +1,249 @@
+using Chroma.Model;
+using Chroma.Tests.Training;
+using Xunit;
+
+namespace Chroma.Tests.Cli;
+
+/// <summary>`chroma init`, `info`, `forward`, `train` and `eval`, run in-process.</summary>
+public sealed class OtherCommandTests : IDisposable
+{
+    readonly string _dir = Directory.CreateTempSubdirectory("chroma-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    string PathOf(string name) => Path.Combine(_dir, name);
+
+    [Fact]
+    public void Init_paper_model_then_info_reports_42_37_M_parameters()
+    {
+        string model = PathOf("paper.safetensors");
+        var r = Cli.Run("init", "--width", "1", "--classes", "205", "--fp16", "-o", model);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("42.37 M parameters", r.Output);
+
+        r = Cli.Run("info", model);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("(42.37 M)", r.Output);
+        Assert.Contains("cpu", r.Output);
+        Assert.Contains("chroma-colorizer", r.Output);
+
+        using var net = ModelFile.Load(model, CpuDevice.Instance);
+        Assert.Equal(new ColorizerConfig(1.0, 205, 1, 224), net.Config);
+        Assert.InRange(net.Parameters.ParameterCount, 42_365_000, 42_375_000);
+    }
+
+    [Fact]
+    public void Init_writes_a_loadable_model_and_refuses_to_overwrite()
+    {
+        string model = PathOf("tiny.safetensors");
+        var r = Cli.Run("init", "--width", "0.0625", "--classes", "3", "--seed", "5", "-o", model);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        byte[] first = File.ReadAllBytes(model);
+        using (var net = ModelFile.Load(model, CpuDevice.Instance))
+        {
+            Assert.Equal(0.0625, net.Config.Width);
+            Assert.Equal(3, net.Config.Classes);
+            // Seeded: the same as the network built in code with that seed.
+            using var same = new ColorizationNetwork(new ColorizerConfig(0.0625, 3), CpuDevice.Instance, seed: 5);
+            Assert.Equal(same.Parameters.Values.ToArray(), net.Parameters.Values.ToArray());
+        }
+
+        r = Cli.Run("init", "--width", "0.0625", "--classes", "3", "--seed", "6", "-o", model);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("already exists", r.Output);
+        Assert.Equal(first, File.ReadAllBytes(model));
+
+        r = Cli.Run("init", "--width", "0.0625", "--classes", "3", "--seed", "6", "-o", model, "--overwrite");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.NotEqual(first, File.ReadAllBytes(model));
+
+        r = Cli.Run("init", "--width", "0", "-o", PathOf("zero.safetensors"));
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("width", r.Output);
+        Assert.False(File.Exists(PathOf("zero.safetensors")));
+        Assert.Empty(Fixtures.TempFiles(_dir));
+    }
+
+    [Fact]
+    public void Info_on_a_bad_file_names_it()
+    {
+        string bad = PathOf("bad.safetensors");
+        File.WriteAllBytes(bad, [1, 2, 3]);
+        var r = Cli.Run("info", bad);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("bad.safetensors", r.Output);
+        Assert.DoesNotContain("   at ", r.Output);
+    }
+
+    static SafeTensor Random(string name, int seed, params int[] shape) =>
+        new(name, shape, TestData.ToFloat(TestData.Uniform(seed, Tensor.ShapeLength(shape), 0, 1)));
+
+    [Fact]
+    public void Forward_inference_and_training_write_the_expected_tensors()
+    {
+        string model = Fixtures.SaveTinyModel(PathOf("tiny.safetensors"));
+        string input = PathOf("in.safetensors");
+        SafeTensorsFile.Write(input, [Random("local", 1, 2, 1, 64, 64), Random("target_ab", 2, 2, 2, 32, 32)],
+            new Dictionary<string, string>(), intTensors: [new SafeTensorI64("label", [2], [2, 0])]);
+
+        string output = PathOf("out.safetensors");
+        var r = Cli.Run("forward", "--model", model, "--input", input, "-o", output);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var result = SafeTensorsFile.Read(output);
+        Assert.Equal(["ab", "logits"], result.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+        Assert.Equal([2, 2, 32, 32], result["ab"].Shape);
+        Assert.Equal([2, 3], result["logits"].Shape);
+        Assert.All(result["ab"].Data, v => Assert.InRange(v, 0f, 1f)); // sigmoid outputs
+
+        // Existing output: refused without --overwrite.
+        r = Cli.Run("forward", "--model", model, "--input", input, "-o", output, "--train");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("already exists", r.Output);
+
+        r = Cli.Run("forward", "--model", model, "--input", input, "-o", output, "--train", "--overwrite");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        result = SafeTensorsFile.Read(output);
+        using var net = ModelFile.Load(model, CpuDevice.Instance);
+        var trained = net.Parameters.Entries.Where(e => e.Trained).ToList();
+        var expected = new[] { "ab", "logits", "loss", "loss_color", "loss_class" }.Concat(trained.Select(e => "grad." + e.Name)).Order(StringComparer.Ordinal);
+        Assert.Equal(expected, result.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+        foreach (var e in trained) Assert.Equal(e.Shape, result["grad." + e.Name].Shape);
+        Assert.Equal([1], result["loss"].Shape);
+        float loss = result["loss"].Data[0], color = result["loss_color"].Data[0], cls = result["loss_class"].Data[0];
+        Assert.True(float.IsFinite(loss) && color > 0 && cls > 0);
+        Assert.Equal(color + cls / 300f, loss, 1e-6f); // default alpha 1/300
+        Assert.Contains(result.Tensors.Where(t => t.Name.StartsWith("grad.", StringComparison.Ordinal)), t => t.Data.Any(v => v != 0));
+    }
+
+    [Fact]
+    public void Forward_with_missing_or_misshapen_inputs_is_a_clear_error()
+    {
+        string model = Fixtures.SaveTinyModel(PathOf("tiny.safetensors"));
+        void Expect(string name, IEnumerable<SafeTensor> tensors, string message, params string[] extra)
+        {
+            string input = PathOf(name + ".safetensors"), output = PathOf(name + "-out.safetensors");
+            SafeTensorsFile.Write(input, tensors, new Dictionary<string, string>());
+            var r = Cli.Run(["forward", "--model", model, "--input", input, "-o", output, .. extra]);
+            Assert.True(r.ExitCode != 0, $"{name}: {r}");
+            Assert.Contains(message, r.Output);
+            Assert.DoesNotContain("   at ", r.Output);
+            Assert.False(File.Exists(output), $"{name}: output written");
+        }
+        Expect("no-local", [Random("image", 1, 1, 1, 64, 64)], "no tensor 'local'");
+        Expect("rank3", [Random("local", 1, 1, 64, 64)], "'local' must be [N,1,H,W]");
+        Expect("rgb", [Random("local", 1, 1, 3, 64, 64)], "local");
+        Expect("odd-size", [Random("local", 1, 1, 1, 60, 60)], "local");
+        Expect("no-target", [Random("local", 1, 2, 1, 64, 64)], "no tensor 'target_ab'", "--train");
+        Expect("bad-target", [Random("local", 1, 2, 1, 64, 64), Random("target_ab", 2, 2, 2, 16, 16)], "'target_ab' must be [2, 2, 32, 32]", "--train");
+    }
+
+    [Fact]
+    public void Train_then_eval_through_the_command_line()
+    {
+        string data = Fixtures.ClassFolders(PathOf("data"), perClass: 3);
+        string run = PathOf("run");
+        var r = Cli.Run("train", "--data", data, "--out", run, "--width", "0.0625", "--batch", "2", "--steps", "3", "--resize", "64", "--crop", "64",
+            "--validate-every", "2", "--checkpoint-every", "2", "--device", "cpu", "--val-fraction", "0.3");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("done:", r.Output);
+        Assert.Contains("val PSNR", r.Output);
+        string model = Path.Combine(run, "model.safetensors");
+        using (ModelFile.Load(model, CpuDevice.Instance)) { }
+
+        // The run folder is not silently reused.
+        r = Cli.Run("train", "--data", data, "--out", run, "--width", "0.0625", "--batch", "2", "--steps", "3", "--resize", "64", "--crop", "64", "--device", "cpu");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--resume", r.Output);
+
+        string report = PathOf("report");
+        r = Cli.Run("eval", "--model", model, "--data", data, "--report", report, "--device", "cpu", "--limit", "4");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("4 images", r.Output);
+        Assert.Contains("PSNR", r.Output);
+        Assert.Contains("top-1", r.Output);
+        Assert.True(File.Exists(Path.Combine(report, "index.html")));
+    }
+
+    [Fact]
+    public void Numbers_are_read_with_a_decimal_point_in_any_locale()
+    {
+        string model = PathOf("tiny.safetensors");
+        string input = PathOf("in.safetensors");
+        var before = System.Globalization.CultureInfo.CurrentCulture;
+        // German-style numbers (decimal comma, '.' groups thousands), built from the invariant culture
+        // so the test also runs where the suite is published with InvariantGlobalization (no "de-DE").
+        var german = (System.Globalization.CultureInfo)System.Globalization.CultureInfo.InvariantCulture.Clone();
+        german.NumberFormat.NumberDecimalSeparator = ",";
+        german.NumberFormat.NumberGroupSeparator = ".";
+        System.Globalization.CultureInfo.CurrentCulture = german;
+        try
+        {
+            var r = Cli.Run("init", "--width", "0.0625", "--classes", "3", "-o", model);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Same(german, System.Globalization.CultureInfo.CurrentCulture); // restored after the run
+            Assert.Equal(0.0625, ModelFile.ReadInfo(model).Config.Width);
+
+            SafeTensorsFile.Write(input, [Random("local", 1, 2, 1, 224, 224), Random("target_ab", 2, 2, 2, 112, 112)],
+                new Dictionary<string, string>(), intTensors: [new SafeTensorI64("label", [2], [1, 2])]);
+            r = Cli.Run("forward", "--model", model, "--input", input, "-o", PathOf("out.safetensors"), "--train", "--alpha", "0.5");
+            Assert.True(r.ExitCode == 0, r.ToString());
+        }
+        finally
+        {
+            System.Globalization.CultureInfo.CurrentCulture = before;
+        }
+        var result = SafeTensorsFile.Read(PathOf("out.safetensors"));
+        Assert.Equal(result["loss_color"].Data[0] + 0.5f * result["loss_class"].Data[0], result["loss"].Data[0], 1e-6f);
+    }
+
+    [Fact]
+    public void Unusable_data_and_run_folders_are_clear_errors()
+    {
+        void Expect(string message, params string[] args)
+        {
+            var r = Cli.Run(args);
+            Assert.True(r.ExitCode != 0, r.ToString());
+            Assert.Contains(message, r.Output);
+            Assert.DoesNotContain("   at ", r.Output); // an expected error, not a crash
+        }
+        string[] small = ["--width", "0.0625", "--batch", "2", "--resize", "64", "--crop", "64", "--device", "cpu"];
+
+        string empty = PathOf("empty");
+        Directory.CreateDirectory(Path.Combine(empty, "cats"));
+        Expect("no images found", ["train", "--data", empty, "--out", PathOf("run0"), .. small]);
+
+        string list = PathOf("list.txt");
+        File.WriteAllLines(list, ["a.png 0", "b.png one"]);
+        Expect("list.txt:2", ["train", "--data", list, "--out", PathOf("run1"), .. small]);
+
+        // Every image unreadable: nothing to train on, and nothing to evaluate.
+        string broken = PathOf("broken");
+        Directory.CreateDirectory(Path.Combine(broken, "x"));
+        File.WriteAllText(Path.Combine(broken, "x", "a.jpg"), "not a JPEG");
+        File.WriteAllText(Path.Combine(broken, "x", "b.png"), "not a PNG");
+        Expect("no usable", ["train", "--data", broken, "--out", PathOf("run2"), .. small]);
+        string model = Fixtures.SaveTinyModel(PathOf("tiny.safetensors"));
+        Expect("no image could be evaluated", "eval", "--model", model, "--data", broken, "--device", "cpu");
+
+        // A run folder without a checkpoint yet (stopped during start-up), and a missing one.
+        string data = Fixtures.ClassFolders(PathOf("data"), perClass: 2);
+        var options = new Chroma.Training.TrainOptions
+        {
+            Data = data, RunDirectory = PathOf("run3"), Width = 0.0625, BatchSize = 2, ResizeTo = 64, CropSize = 64, Steps = 2, ValidationFraction = 0.3,
+        };
+        new Chroma.Training.Trainer(options, CpuDevice.Instance).Dispose();
+        Expect("no checkpoint to resume from", ["train", "--data", data, "--out", PathOf("run3"), "--resume", .. small]);
+        Expect("nothing to resume", ["train", "--data", data, "--out", PathOf("run4"), "--resume", .. small]);
+
+        // Resuming with fewer steps than reached: refused rather than "done" without a model.
+        using (var trainer = new Chroma.Training.Trainer(options with { RunDirectory = PathOf("run5") }, CpuDevice.Instance))
+            trainer.Run(CancellationToken.None);
+        File.Delete(Path.Combine(PathOf("run5"), "model.safetensors"));
+        Expect("already at step 2", ["train", "--data", data, "--out", PathOf("run5"), "--resume", "--steps", "1", .. small]);
+        Assert.False(File.Exists(Path.Combine(PathOf("run5"), "model.safetensors")));
+        // The same length again only re-exports the model.
+        var again = Cli.Run(["train", "--data", data, "--out", PathOf("run5"), "--resume", "--steps", "2", .. small]);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.True(File.Exists(Path.Combine(PathOf("run5"), "model.safetensors")));
+    }
+}
