@@ -10,8 +10,13 @@ public static class ColorizeCommand
     /// <summary>Extensions read from folders.</summary>
     static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"];
 
-    /// <summary>Where the shipped default model is looked for: models/ beside the executable.</summary>
-    public static string DefaultModelPath => Path.Combine(AppContext.BaseDirectory, "models", "chroma-default.safetensors");
+    /// <summary>Environment variable naming another default model file.</summary>
+    public const string DefaultModelVariable = "CHROMA_DEFAULT_MODEL";
+
+    /// <summary>Where the default model is looked for: $CHROMA_DEFAULT_MODEL, else the shipped one in models/ beside the executable.</summary>
+    public static string DefaultModelPath =>
+        Environment.GetEnvironmentVariable(DefaultModelVariable) is { Length: > 0 } custom ? custom
+            : Path.Combine(AppContext.BaseDirectory, "models", "chroma-default.safetensors");
 
     public static Command Create()
     {

@@ -27,7 +27,8 @@ public sealed class ColorizationNetwork : IDisposable
     Tensor? _dLow, _dGlobalMap, _dGlobal512, _dGlobal256, _dMid, _dColor2In, _dColor4In;
     bool _sharedLowPass;
 
-    public ColorizationNetwork(ColorizerConfig config, Device device, int seed = 0)
+    /// <param name="initialize">False leaves every value zero, for a network whose weights are loaded next.</param>
+    public ColorizationNetwork(ColorizerConfig config, Device device, int seed = 0, bool initialize = true)
     {
         config.Validate();
         Config = config;
@@ -78,7 +79,7 @@ public sealed class ColorizationNetwork : IDisposable
         _class1 = new Dense(p, "class.fc1", "class.bn1", c(512), c(256),         BnRelu);
         _class2 = new Dense(p, "class.fc2", null,        c(256), config.Classes, None);
 
-        Parameters.Build(seed);
+        Parameters.Build(seed, initialize);
     }
 
     public ColorizerConfig Config { get; }

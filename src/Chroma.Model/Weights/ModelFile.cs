@@ -79,7 +79,7 @@ public static class ModelFile
     public static ColorizationNetwork Load(SafeTensorsFile file, string path, Device device)
     {
         var config = ConfigFromMetadata(file.Metadata, path);
-        var network = new ColorizationNetwork(config, device);
+        var network = new ColorizationNetwork(config, device, initialize: false);
         try
         {
             CopyInto(network, file, path, ignorePrefix: "optim.");
