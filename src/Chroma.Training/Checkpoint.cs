@@ -45,7 +45,7 @@ public static class Checkpoint
     {
         SafeTensorsFile file;
         try { file = SafeTensorsFile.Read(path); }
-        catch (SafeTensorsException e) { throw new ModelFileException(path, e.Message, e); }
+        catch (SafeTensorsException e) { throw new ModelFileException(path, e.Problem, e); } // e.Message repeats the path
         if (!file.Metadata.TryGetValue("step", out var s) || !long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out long step))
             throw new ModelFileException(path, "not a training checkpoint (no 'step' in metadata)");
         return new Loaded(file, path, step);

@@ -108,12 +108,22 @@ public sealed class Colorizer : IDisposable
         }
     }
 
-    /// <summary>The local path's input size for an h x w image: multiples of 8, at most <paramref name="maxPixels"/> pixels, aspect kept.</summary>
+    /// <summary>
+    /// The local path's input size for an h x w image: multiples of 8, at most <paramref name="maxPixels"/>
+    /// pixels (but never below 8 x 8), aspect kept as closely as the multiples of 8 allow.
+    /// </summary>
     public static (int Height, int Width) WorkingSize(int h, int w, int maxPixels)
     {
         double scale = Math.Min(1.0, Math.Sqrt((double)maxPixels / ((double)h * w)));
         int wh = Math.Max(8, (int)Math.Round(h * scale / 8.0) * 8);
         int ww = Math.Max(8, (int)Math.Round(w * scale / 8.0) * 8);
+        // Rounding both sides up can overshoot the budget (1920 x 1080 at 1.5 MP rounds to 1632 x 920):
+        // take 8 off the side that is the larger relative to the image until it fits.
+        while ((long)wh * ww > maxPixels && (wh > 8 || ww > 8))
+        {
+            if (wh > 8 && (ww == 8 || (double)wh / h >= (double)ww / w)) wh -= 8;
+            else ww -= 8;
+        }
         return (wh, ww);
     }
 

@@ -129,7 +129,7 @@ public static class ModelFile
     static SafeTensorsFile ReadFile(string path)
     {
         try { return SafeTensorsFile.Read(path); }
-        catch (SafeTensorsException e) { throw new ModelFileException(path, e.Message, e); }
+        catch (SafeTensorsException e) { throw new ModelFileException(path, e.Problem, e); } // e.Message repeats the path
         catch (FileNotFoundException) { throw new ModelFileException(path, "file not found"); }
         catch (DirectoryNotFoundException) { throw new ModelFileException(path, "folder not found"); }
         catch (UnauthorizedAccessException) { throw new ModelFileException(path, "permission denied"); }
