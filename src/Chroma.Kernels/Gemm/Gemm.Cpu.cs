@@ -122,8 +122,8 @@ public static partial class Gemm
     // runs it, so results are bitwise identical from run to run and machine to machine.
     const int ItemsPerThread = 3;      // work items per core: slack for a loaded machine
     const int MinPanelsPerItem = 8;    // narrowest column range of a work item, in NR panels
-    const int KSplitMaxTiles = 16;     // a C with fewer micro-tiles than this is split along K ...
-    const int KSplitMin = 2048;        // ... into ranges of at least this many k ...
+    const int GridItems = 8;           // nominal item count for the k-split decision
+    const int KSplitMin = 512;         // shortest k range of a split ...
     const int MaxKSplits = 8;          // ... and at most this many of them
 
     // One Parallel.For per product: C is cut into (row range) x (column range) work items and
@@ -139,12 +139,18 @@ public static partial class Gemm
         int threads = work >= ParallelThreshold ? Environment.ProcessorCount : 1;
         int tilesM = (p.M + Mr - 1) / Mr, panels = (p.N + nr - 1) / nr;
 
-        int kSplits = work >= ParallelThreshold && (long)tilesM * panels < KSplitMaxTiles ? Math.Clamp(p.K / KSplitMin, 1, MaxKSplits) : 1;
-        if (kSplits > 1) { SplitK<TOps, TVec>(p, kc, kSplits, threads); return; }
+        // Split along k when the partial products cost less to sum than a grid of items costs to
+        // repack (each item packs its own rows of A and columns of B); judged for a nominal
+        // GridItems-item grid so the choice, and with it every result bit, is the same on any machine.
+        int kSplits = Math.Clamp(p.K / KSplitMin, 1, MaxKSplits);
+        if (work >= ParallelThreshold && kSplits > 1
+            && 2L * kSplits * p.M * p.N < GridRepack(p.M, p.N, tilesM, panels, GridItems, out _, out _) * (long)p.K)
+        {
+            SplitK<TOps, TVec>(p, kc, kSplits, threads);
+            return;
+        }
 
-        int target = threads == 1 ? 1 : threads * ItemsPerThread;
-        int nRanges = Math.Clamp(Math.Min(target, panels / MinPanelsPerItem), 1, panels);
-        int mRanges = Math.Clamp(target / nRanges, 1, tilesM);
+        GridRepack(p.M, p.N, tilesM, panels, threads == 1 ? 1 : threads * ItemsPerThread, out int mRanges, out int nRanges);
         if (nRanges * mRanges == 1) { Sequential<TOps, TVec>(p, kc); return; }
         Parallel.For(0, nRanges * mRanges, item =>
         {
@@ -153,6 +159,28 @@ public static partial class Gemm
             int j0 = panels * ni / nRanges * nr, j1 = Math.Min(p.N, panels * (ni + 1) / nRanges * nr);
             if (i0 < i1 && j0 < j1) Sequential<TOps, TVec>(SubBlock(p, i0, i1 - i0, j0, j1 - j0), kc);
         });
+    }
+
+    /// <summary>
+    /// Picks a grid of about <paramref name="target"/> items (mRanges row ranges of whole micro-tiles
+    /// x nRanges column ranges of at least MinPanelsPerItem panels) that packs the least extra:
+    /// A is packed once per column range, B once per row range. Returns that extra, divided by k
+    /// (int.MaxValue when C is too small to make <paramref name="target"/> items at all).
+    /// </summary>
+    static long GridRepack(int m, int n, int tilesM, int panels, int target, out int mRanges, out int nRanges)
+    {
+        int maxN = Math.Max(1, panels / MinPanelsPerItem);
+        int want = Math.Min(target, tilesM * maxN);
+        long best = long.MaxValue;
+        mRanges = nRanges = 1;
+        for (int mr = 1; mr <= Math.Min(target, tilesM); mr++)
+        {
+            int nrg = Math.Clamp((want + mr - 1) / mr, 1, maxN);
+            if (mr * nrg < want) continue;
+            long extra = (long)(nrg - 1) * m + (long)(mr - 1) * n;
+            if (extra < best) (best, mRanges, nRanges) = (extra, mr, nrg);
+        }
+        return want < target ? int.MaxValue : best;
     }
 
     /// <summary>The product restricted to C[i0 .. i0+rows, j0 .. j0+cols].</summary>
