@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Chroma.Kernels;
 
@@ -144,42 +146,63 @@ public static partial class Conv2d
     /// <summary>
     /// Fills cols [Ckk, Width] for the chunk: row (c, u, v), column (image, i, j) holds
     /// x[Image0 + image, c, i*stride - pad + u, j*stride - pad + v] (0 in the padding).
-    /// One task per (image, channel); each writes K*K*Rows contiguous runs of Wo floats.
+    /// One task per (image, channel, kernel row u), so even a one-channel input keeps every core
+    /// busy; each writes K*Rows runs of Wo floats.
     /// </summary>
-    static void Im2Col(ConvArgs c, float[] x, int xOffset, float[] cols)
+    static unsafe void Im2Col(ConvArgs c, float[] x, int xOffset, float[] cols)
     {
-        For(c.Images * c.Cin, (long)c.K * c.K * c.ChunkPixels, task =>
+        For(c.Images * c.Cin * c.K, (long)c.K * c.ChunkPixels, task =>
         {
-            int img = task / c.Cin, ch = task % c.Cin;
-            var plane = x.AsSpan(xOffset + ((c.Image0 + img) * c.Cin + ch) * c.HW, c.HW);
-            for (int u = 0; u < c.K; u++)
+            int u = task % c.K, plane = task / c.K;
+            int img = plane / c.Cin, ch = plane % c.Cin;
+            fixed (float* xBase = x, colBase = cols)
+            {
+                float* src = xBase + xOffset + (long)((c.Image0 + img) * c.Cin + ch) * c.HW;
                 for (int v = 0; v < c.K; v++)
                 {
                     var (lo, hi) = ValidColumns(c, v);
                     int row = (ch * c.K + u) * c.K + v;
-                    var dst = cols.AsSpan(row * c.Width + img * c.ChunkPixels, c.ChunkPixels);
+                    float* dst = colBase + (long)row * c.Width + (long)img * c.ChunkPixels;
                     for (int i = 0; i < c.Rows; i++)
                     {
-                        var line = dst.Slice(i * c.Wo, c.Wo);
+                        float* line = dst + (long)i * c.Wo;
                         int iy = (c.Row0 + i) * c.Stride - c.Pad + u;
-                        if (iy < 0 || iy >= c.H || hi <= lo) { line.Clear(); continue; }
-                        line[..lo].Clear();
-                        line[hi..].Clear();
-                        var src = plane.Slice(iy * c.W);
+                        if (iy < 0 || iy >= c.H || hi <= lo) { new Span<float>(line, c.Wo).Clear(); continue; }
+                        if (lo > 0) new Span<float>(line, lo).Clear();
+                        if (hi < c.Wo) new Span<float>(line + hi, c.Wo - hi).Clear();
                         int ix0 = lo * c.Stride - c.Pad + v;
-                        if (c.Stride == 1) src.Slice(ix0, hi - lo).CopyTo(line[lo..hi]);
-                        else
-                            for (int j = lo, ix = ix0; j < hi; j++, ix += c.Stride) line[j] = src[ix];
+                        float* s = src + (long)iy * c.W + ix0;
+                        if (c.Stride == 1) new ReadOnlySpan<float>(s, hi - lo).CopyTo(new Span<float>(line + lo, hi - lo));
+                        else StridedCopy(s, c.Stride, line + lo, hi - lo, c.W - ix0);
                     }
                 }
+            }
         });
+    }
+
+    /// <summary>
+    /// dst[j] = src[j * stride] for j &lt; count; <paramref name="available"/> floats may be read
+    /// from src. Stride 2 (the network's downsampling layers) takes the even lanes of two vectors.
+    /// </summary>
+    static unsafe void StridedCopy(float* src, int stride, float* dst, int count, int available)
+    {
+        int j = 0;
+        if (stride == 2 && Avx2.IsSupported)
+            for (; j + 8 <= count && 2 * j + 16 <= available; j += 8)
+            {
+                Vector256<float> v0 = Avx.LoadVector256(src + 2 * j), v1 = Avx.LoadVector256(src + 2 * j + 8);
+                // lanes (v0[0], v0[2], v1[0], v1[2] | v0[4], v0[6], v1[4], v1[6]), then the middle quarters swapped
+                Vector256<float> even = Avx.Shuffle(v0, v1, 0b10_00_10_00);
+                Avx.Store(dst + j, Avx2.Permute4x64(even.AsDouble(), 0b11_01_10_00).AsSingle());
+            }
+        for (; j < count; j++) dst[j] = src[(long)j * stride];
     }
 
     /// <summary>
     /// The inverse scatter of <see cref="Im2Col"/>: adds every entry of dcols [Ckk, Width] into the
     /// dx pixel it was read from. One task per (image, channel), so no two tasks touch the same pixel.
     /// </summary>
-    static void Col2Im(ConvArgs c, float[] dcols, float[] dx, int dxOffset)
+    static unsafe void Col2Im(ConvArgs c, float[] dcols, float[] dx, int dxOffset)
     {
         For(c.Images * c.Cin, (long)c.K * c.K * c.ChunkPixels, task =>
         {
@@ -205,7 +228,8 @@ public static partial class Conv2d
                             TensorPrimitives.Add(d, line, d);
                         }
                         else
-                            for (int j = 0, ix = ix0; j < line.Length; j++, ix += c.Stride) dst[ix] += line[j];
+                            fixed (float* d = dst.Slice(ix0), l = line)
+                                for (int j = 0; j < line.Length; j++) d[(long)j * c.Stride] += l[j];
                     }
                 }
         });

@@ -117,55 +117,146 @@ public static partial class Gemm
     readonly record struct CpuProblem(bool TransA, bool TransB, int M, int N, int K, float Alpha,
         float[] A, int AOffset, int Lda, float[] B, int BOffset, int Ldb, float Beta, float[] C, int COffset, int Ldc);
 
-    static unsafe void Blocked<TOps, TVec>(CpuProblem p, int kc)
+    // Work split. Every choice below follows from the shape alone (never from timing or the core
+    // count), and each C element is computed by the same sequence of operations whichever thread
+    // runs it, so results are bitwise identical from run to run and machine to machine.
+    const int ItemsPerThread = 3;      // work items per core: slack for a loaded machine
+    const int MinPanelsPerItem = 8;    // narrowest column range of a work item, in NR panels
+    const int GridItems = 8;           // nominal item count for the k-split decision
+    const int KSplitMin = 512;         // shortest k range of a split ...
+    const int MaxKSplits = 8;          // ... and at most this many of them
+
+    // One Parallel.For per product: C is cut into (row range) x (column range) work items and
+    // each item runs the whole blocked loop nest on its own block with its own packing buffers,
+    // so threads never wait for each other between K blocks. A small C with a long K (a
+    // convolution's weight gradient: [Cout, Cin*K*K] summed over every pixel) is instead cut
+    // along K into partial products, which are summed in split order at the end.
+    static void Blocked<TOps, TVec>(CpuProblem p, int kc)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count;
-        int threads = (long)p.M * p.N * p.K >= ParallelThreshold ? Environment.ProcessorCount : 1;
+        long work = (long)p.M * p.N * p.K;
+        int threads = work >= ParallelThreshold ? Environment.ProcessorCount : 1;
+        int tilesM = (p.M + Mr - 1) / Mr, panels = (p.N + nr - 1) / nr;
 
-        // A blocks of equal height (a multiple of Mr, at most McMax); with several threads, a
-        // multiple of the thread count so no thread is left with a short last block.
-        int icBlocks = (p.M + McMax - 1) / McMax;
-        if (threads > 1 && icBlocks > 1) icBlocks = (icBlocks + threads - 1) / threads * threads;
-        int mc = RoundUp((p.M + icBlocks - 1) / icBlocks, Mr);
-        icBlocks = (p.M + mc - 1) / mc;
+        // Split along k when the partial products cost less to sum than a grid of items costs to
+        // repack (each item packs its own rows of A and columns of B); judged for a nominal
+        // GridItems-item grid so the choice, and with it every result bit, is the same on any machine.
+        int kSplits = Math.Clamp(p.K / KSplitMin, 1, MaxKSplits);
+        if (work >= ParallelThreshold && kSplits > 1
+            && 2L * kSplits * p.M * p.N < GridRepack(p.M, p.N, tilesM, panels, GridItems, out _, out _) * (long)p.K)
+        {
+            SplitK<TOps, TVec>(p, kc, kSplits, threads);
+            return;
+        }
 
-        using var bLease = Workspace.Take(ref Workspace.ForB, RoundUp(Math.Min(p.N, NcMax), nr) * Math.Min(p.K, kc));
-        float* bPacked = bLease.Pointer;
+        GridRepack(p.M, p.N, tilesM, panels, threads == 1 ? 1 : threads * ItemsPerThread, out int mRanges, out int nRanges);
+        if (nRanges * mRanges == 1) { Sequential<TOps, TVec>(p, kc); return; }
+        Parallel.For(0, nRanges * mRanges, item =>
+        {
+            int mi = item / nRanges, ni = item % nRanges;
+            int i0 = tilesM * mi / mRanges * Mr, i1 = Math.Min(p.M, tilesM * (mi + 1) / mRanges * Mr);
+            int j0 = panels * ni / nRanges * nr, j1 = Math.Min(p.N, panels * (ni + 1) / nRanges * nr);
+            if (i0 < i1 && j0 < j1) Sequential<TOps, TVec>(SubBlock(p, i0, i1 - i0, j0, j1 - j0), kc);
+        });
+    }
 
+    /// <summary>
+    /// Picks a grid of about <paramref name="target"/> items (mRanges row ranges of whole micro-tiles
+    /// x nRanges column ranges of at least MinPanelsPerItem panels) that packs the least extra:
+    /// A is packed once per column range, B once per row range. Returns that extra, divided by k
+    /// (int.MaxValue when C is too small to make <paramref name="target"/> items at all).
+    /// </summary>
+    static long GridRepack(int m, int n, int tilesM, int panels, int target, out int mRanges, out int nRanges)
+    {
+        int maxN = Math.Max(1, panels / MinPanelsPerItem);
+        int want = Math.Min(target, tilesM * maxN);
+        long best = long.MaxValue;
+        mRanges = nRanges = 1;
+        for (int mr = 1; mr <= Math.Min(target, tilesM); mr++)
+        {
+            int nrg = Math.Clamp((want + mr - 1) / mr, 1, maxN);
+            if (mr * nrg < want) continue;
+            long extra = (long)(nrg - 1) * m + (long)(mr - 1) * n;
+            if (extra < best) (best, mRanges, nRanges) = (extra, mr, nrg);
+        }
+        return want < target ? int.MaxValue : best;
+    }
+
+    /// <summary>The product restricted to C[i0 .. i0+rows, j0 .. j0+cols].</summary>
+    static CpuProblem SubBlock(in CpuProblem p, int i0, int rows, int j0, int cols) => p with
+    {
+        M = rows, N = cols,
+        AOffset = p.AOffset + (p.TransA ? i0 : i0 * p.Lda),
+        BOffset = p.BOffset + (p.TransB ? j0 * p.Ldb : j0),
+        COffset = p.COffset + i0 * p.Ldc + j0,
+    };
+
+    // C = beta * C + sum over s of (alpha * op(A)[:, ks] op(B)[ks, :]), the K ranges ks computed
+    // into separate [M, N] buffers and added in order of s.
+    static void SplitK<TOps, TVec>(CpuProblem p, int kc, int splits, int threads)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int mn = p.M * p.N;
+        float[] partial = System.Buffers.ArrayPool<float>.Shared.Rent(splits * mn);
+        try
+        {
+            void Part(int s)
+            {
+                int k0 = (int)((long)p.K * s / splits), k1 = (int)((long)p.K * (s + 1) / splits);
+                var part = p with
+                {
+                    K = k1 - k0, Beta = 0f,
+                    AOffset = p.AOffset + (p.TransA ? k0 * p.Lda : k0),
+                    BOffset = p.BOffset + (p.TransB ? k0 : k0 * p.Ldb),
+                    C = partial, COffset = s * mn, Ldc = p.N,
+                };
+                Sequential<TOps, TVec>(part, kc);
+            }
+            if (threads == 1) for (int s = 0; s < splits; s++) Part(s);
+            else Parallel.For(0, splits, Part);
+
+            var sum = partial.AsSpan(0, mn);
+            for (int s = 1; s < splits; s++) System.Numerics.Tensors.TensorPrimitives.Add(sum, partial.AsSpan(s * mn, mn), sum);
+            for (int i = 0; i < p.M; i++)
+            {
+                var row = sum.Slice(i * p.N, p.N);
+                var cRow = p.C.AsSpan(p.COffset + i * p.Ldc, p.N);
+                if (p.Beta == 0f) row.CopyTo(cRow);
+                else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(cRow, p.Beta, row, cRow);
+            }
+        }
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(partial); }
+    }
+
+    // The blocked loop nest on the calling thread.
+    static unsafe void Sequential<TOps, TVec>(CpuProblem p, int kc)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int nr = 2 * TOps.Count, kcMax = Math.Min(p.K, kc);
+        using var bLease = Workspace.Take(ref Workspace.ForB, RoundUp(Math.Min(p.N, NcMax), nr) * kcMax);
+        using var aLease = Workspace.Take(ref Workspace.ForA, RoundUp(Math.Min(p.M, McMax), Mr) * kcMax);
         for (int jc = 0; jc < p.N; jc += NcMax)
         {
             int ncCur = Math.Min(NcMax, p.N - jc);
             int panels = (ncCur + nr - 1) / nr;
-            // Too few A blocks to keep every thread busy: also split the B panels between work items.
-            int jrChunks = threads == 1 ? 1 : Math.Clamp((2 * threads + icBlocks - 1) / icBlocks, 1, panels);
             for (int pc = 0; pc < p.K; pc += kc)
             {
                 int kcCur = Math.Min(kc, p.K - pc);
-                float beta = pc == 0 ? p.Beta : 1f;
-                var block = new MacroBlock(jc, ncCur, panels, pc, kcCur, mc, icBlocks, jrChunks, beta, (nint)bPacked);
-                if (threads == 1)
+                var block = new MacroBlock(jc, ncCur, panels, pc, kcCur, pc == 0 ? p.Beta : 1f, (nint)bLease.Pointer);
+                PackB<TOps, TVec>(p, block, 0, panels);
+                for (int ic = 0; ic < p.M; ic += McMax)
                 {
-                    PackB<TOps, TVec>(p, block, 0, panels);
-                    for (int item = 0; item < icBlocks * jrChunks; item++) ComputeItem<TOps, TVec>(p, block, item);
+                    int rows = Math.Min(McMax, p.M - ic);
+                    PackA(p, ic, rows, pc, kcCur, aLease.Pointer);
+                    ComputeBlock<TOps, TVec>(p, block, ic, rows, aLease.Pointer);
                 }
-                else ParallelStep<TOps, TVec>(p, block, threads);
             }
         }
     }
 
-    // One (jc, pc) step on all cores: B panels packed in parallel, then the work items.
-    // (A method of its own so that the closures are allocated only on this path.)
-    static void ParallelStep<TOps, TVec>(CpuProblem p, MacroBlock block, int threads)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
-    {
-        int panels = block.Panels, packChunks = Math.Min(threads, panels);
-        Parallel.For(0, packChunks, t => PackB<TOps, TVec>(p, block, panels * t / packChunks, panels * (t + 1) / packChunks));
-        Parallel.For(0, block.IcBlocks * block.JrChunks, item => ComputeItem<TOps, TVec>(p, block, item));
-    }
-
     /// <summary>Where one (jc, pc) step of the loop nest stands; <c>BPacked</c> is the pinned packed B block.</summary>
-    readonly record struct MacroBlock(int Jc, int Nc, int Panels, int Pc, int Kc, int Mc, int IcBlocks, int JrChunks, float Beta, nint BPacked);
+    readonly record struct MacroBlock(int Jc, int Nc, int Panels, int Pc, int Kc, float Beta, nint BPacked);
 
     static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 
@@ -310,27 +401,18 @@ public static partial class Gemm
         }
     }
 
-    // One work item: A block number item / JrChunks against one range of the B block's panels.
+    // Rows [i0, i0 + rows) of C (packed in aPacked) against every panel of the packed B block.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void ComputeItem<TOps, TVec>(in CpuProblem p, in MacroBlock blk, int item)
+    static unsafe void ComputeBlock<TOps, TVec>(in CpuProblem p, in MacroBlock blk, int i0, int rows, float* aPacked)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, kc = blk.Kc;
-        int ic = item / blk.JrChunks, chunk = item % blk.JrChunks;
-        int i0 = ic * blk.Mc, rows = Math.Min(blk.Mc, p.M - i0);
-        int q0 = blk.Panels * chunk / blk.JrChunks, q1 = blk.Panels * (chunk + 1) / blk.JrChunks;
-        if (rows <= 0 || q0 >= q1) return;
-
-        using var aLease = Workspace.Take(ref Workspace.ForA, RoundUp(rows, Mr) * kc);
-        float* aPacked = aLease.Pointer;
-        PackA(p, i0, rows, blk.Pc, kc, aPacked);
-
         float* edge = stackalloc float[Mr * 2 * 16];   // one micro-tile, room for the widest kernel
         float alpha = p.Alpha, beta = blk.Beta;
         nint ldc = p.Ldc;
         fixed (float* cBase = p.C)
         {
-            for (int q = q0; q < q1; q++)
+            for (int q = 0; q < blk.Panels; q++)
             {
                 float* bPanel = (float*)blk.BPacked + (nint)q * nr * kc;
                 int j = blk.Jc + q * nr, cols = Math.Min(nr, blk.Nc - q * nr);
@@ -339,11 +421,11 @@ public static partial class Gemm
                     float* aPanel = aPacked + (nint)ir * kc;
                     float* cTile = cBase + p.COffset + (i0 + ir) * ldc + j;
                     int mr = Math.Min(Mr, rows - ir);
-                    if (mr == Mr && cols == nr)
-                        MicroKernel<TOps, TVec>(kc, aPanel, bPanel, cTile, ldc, alpha, beta);
+                    if (cols == nr)
+                        MicroKernel<TOps, TVec>(kc, aPanel, bPanel, cTile, ldc, alpha, beta, mr);
                     else
                     {
-                        MicroKernel<TOps, TVec>(kc, aPanel, bPanel, edge, nr, 1f, 0f);
+                        MicroKernel<TOps, TVec>(kc, aPanel, bPanel, edge, nr, 1f, 0f, Mr);
                         for (int r = 0; r < mr; r++)
                             for (int jj = 0; jj < cols; jj++)
                             {
@@ -357,9 +439,10 @@ public static partial class Gemm
         }
     }
 
-    // C[6, NR] = alpha * (A panel [6, kc] * B panel [kc, NR]) + beta * C; beta == 0 never reads C.
+    // Rows [0, rows) of C[6, NR] = alpha * (A panel [6, kc] * B panel [kc, NR]) + beta * C
+    // (rows <= 6: a short last tile is computed in full and stored in part); beta == 0 never reads C.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static unsafe void MicroKernel<TOps, TVec>(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
+    static unsafe void MicroKernel<TOps, TVec>(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, int rows)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int w = TOps.Count;
@@ -367,7 +450,7 @@ public static partial class Gemm
         {
             // Start fetching the C tile now; it is needed only after the k loop.
             float* cr = c;
-            for (int r = 0; r < Mr; r++, cr += ldc) { Sse.Prefetch0(cr); Sse.Prefetch0(cr + 2 * w - 1); }
+            for (int r = 0; r < rows; r++, cr += ldc) { Sse.Prefetch0(cr); Sse.Prefetch0(cr + 2 * w - 1); }
         }
         TVec c00 = TOps.Zero, c01 = TOps.Zero, c10 = TOps.Zero, c11 = TOps.Zero, c20 = TOps.Zero, c21 = TOps.Zero;
         TVec c30 = TOps.Zero, c31 = TOps.Zero, c40 = TOps.Zero, c41 = TOps.Zero, c50 = TOps.Zero, c51 = TOps.Zero;
@@ -387,25 +470,30 @@ public static partial class Gemm
             ai = TOps.Broadcast(a + 5);
             c50 = TOps.MultiplyAdd(ai, b0, c50); c51 = TOps.MultiplyAdd(ai, b1, c51);
         }
-        TVec va = TOps.Broadcast(&alpha);
-        if (beta == 0f)
+        TVec va = TOps.Broadcast(&alpha), vb = TOps.Broadcast(&beta);
+        bool accumulate = beta != 0f;
+        StoreRow<TOps, TVec>(c, w, c00, c01, va, vb, accumulate);
+        if (rows > 1) StoreRow<TOps, TVec>(c + ldc, w, c10, c11, va, vb, accumulate);
+        if (rows > 2) StoreRow<TOps, TVec>(c + 2 * ldc, w, c20, c21, va, vb, accumulate);
+        if (rows > 3) StoreRow<TOps, TVec>(c + 3 * ldc, w, c30, c31, va, vb, accumulate);
+        if (rows > 4) StoreRow<TOps, TVec>(c + 4 * ldc, w, c40, c41, va, vb, accumulate);
+        if (rows > 5) StoreRow<TOps, TVec>(c + 5 * ldc, w, c50, c51, va, vb, accumulate);
+    }
+
+    // One row of the tile: c = alpha * acc (+ beta * c).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void StoreRow<TOps, TVec>(float* c, int w, TVec lo, TVec hi, TVec va, TVec vb, bool accumulate)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        if (accumulate)
         {
-            TOps.Store(c, TOps.Multiply(va, c00)); TOps.Store(c + w, TOps.Multiply(va, c01)); c += ldc;
-            TOps.Store(c, TOps.Multiply(va, c10)); TOps.Store(c + w, TOps.Multiply(va, c11)); c += ldc;
-            TOps.Store(c, TOps.Multiply(va, c20)); TOps.Store(c + w, TOps.Multiply(va, c21)); c += ldc;
-            TOps.Store(c, TOps.Multiply(va, c30)); TOps.Store(c + w, TOps.Multiply(va, c31)); c += ldc;
-            TOps.Store(c, TOps.Multiply(va, c40)); TOps.Store(c + w, TOps.Multiply(va, c41)); c += ldc;
-            TOps.Store(c, TOps.Multiply(va, c50)); TOps.Store(c + w, TOps.Multiply(va, c51));
+            TOps.Store(c, TOps.MultiplyAdd(va, lo, TOps.Multiply(vb, TOps.Load(c))));
+            TOps.Store(c + w, TOps.MultiplyAdd(va, hi, TOps.Multiply(vb, TOps.Load(c + w))));
         }
         else
         {
-            TVec vb = TOps.Broadcast(&beta);
-            TOps.Store(c, TOps.MultiplyAdd(va, c00, TOps.Multiply(vb, TOps.Load(c)))); TOps.Store(c + w, TOps.MultiplyAdd(va, c01, TOps.Multiply(vb, TOps.Load(c + w)))); c += ldc;
-            TOps.Store(c, TOps.MultiplyAdd(va, c10, TOps.Multiply(vb, TOps.Load(c)))); TOps.Store(c + w, TOps.MultiplyAdd(va, c11, TOps.Multiply(vb, TOps.Load(c + w)))); c += ldc;
-            TOps.Store(c, TOps.MultiplyAdd(va, c20, TOps.Multiply(vb, TOps.Load(c)))); TOps.Store(c + w, TOps.MultiplyAdd(va, c21, TOps.Multiply(vb, TOps.Load(c + w)))); c += ldc;
-            TOps.Store(c, TOps.MultiplyAdd(va, c30, TOps.Multiply(vb, TOps.Load(c)))); TOps.Store(c + w, TOps.MultiplyAdd(va, c31, TOps.Multiply(vb, TOps.Load(c + w)))); c += ldc;
-            TOps.Store(c, TOps.MultiplyAdd(va, c40, TOps.Multiply(vb, TOps.Load(c)))); TOps.Store(c + w, TOps.MultiplyAdd(va, c41, TOps.Multiply(vb, TOps.Load(c + w)))); c += ldc;
-            TOps.Store(c, TOps.MultiplyAdd(va, c50, TOps.Multiply(vb, TOps.Load(c)))); TOps.Store(c + w, TOps.MultiplyAdd(va, c51, TOps.Multiply(vb, TOps.Load(c + w))));
+            TOps.Store(c, TOps.Multiply(va, lo));
+            TOps.Store(c + w, TOps.Multiply(va, hi));
         }
     }
 

@@ -29,6 +29,8 @@ public class Conv2dTests
         // stride 2 without padding leaves the last input row and column unread: their dx must stay 0
         ["k3s2p0_no_bias_no_dx"] = new(2, 3, 4, 7, 9, 3, 2, 0, Bias: false, InputGradient: false),
         ["k5s2p2"] = new(2, 3, 4, 7, 9, 5, 2, 2, Bias: true, InputGradient: true),
+        // rows wide enough for the CPU's vectorized stride-2 gather (8 outputs from 16 inputs) plus a scalar tail
+        ["k3s2p1_wide"] = new(1, 2, 3, 5, 41, 3, 2, 1, Bias: true, InputGradient: true),
     };
 
     public static TheoryData<string, string> PathsAndCases()

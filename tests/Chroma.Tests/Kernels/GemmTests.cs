@@ -57,7 +57,7 @@ public class GemmTests
     }
 
     // The CPU blocking: MR = 6, NR = 2 vectors, KC = 192/256, MC <= 144, NC = 4096, and the
-    // parallel split (products above 96^3 multiply-adds). Each shape stresses one dimension;
+    // parallel split (products above 96^3 multiply-adds; along k when C is small). Each shape stresses one dimension;
     // the rest stay small so the scalar kernel is quick too.
     [Theory, MemberData(nameof(CpuKernelCases))]
     public void Cpu_kernels_match_reference_across_block_edges(string kernelName, bool transA, bool transB)
@@ -71,6 +71,8 @@ public class GemmTests
             (7, 4131, 3),                // two B blocks (n > NC)
             (9, 35, 700),                // three k blocks, beta applied only with the first
             (150, 70, 300),              // parallel, several work items
+            (7, 20, 8000),               // small C, long k: split along k into summed partial products
+            (8, 300, 400),               // parallel with few rows: work items split the columns
         ];
         int seed = 30;
         foreach (var (m, n, k) in shapes)
