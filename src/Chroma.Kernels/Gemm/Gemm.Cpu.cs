@@ -117,40 +117,87 @@ public static partial class Gemm
     readonly record struct CpuProblem(bool TransA, bool TransB, int M, int N, int K, float Alpha,
         float[] A, int AOffset, int Lda, float[] B, int BOffset, int Ldb, float Beta, float[] C, int COffset, int Ldc);
 
-    // Work split. Every choice below follows from the shape alone (never from timing or the core
-    // count), and each C element is computed by the same sequence of operations whichever thread
-    // runs it, so results are bitwise identical from run to run and machine to machine.
+    // Work split. Every choice below follows from the shape and the core count (never from timing);
+    // each C element is computed by the same sequence of operations whichever thread and schedule
+    // (except SplitK, decided from the shape alone) run it, so results are bitwise identical from
+    // run to run and machine to machine.
     const int ItemsPerThread = 3;      // work items per core: slack for a loaded machine
     const int MinPanelsPerItem = 8;    // narrowest column range of a work item, in NR panels
     const int GridItems = 8;           // nominal item count for the k-split decision
     const int KSplitMin = 512;         // shortest k range of a split ...
     const int MaxKSplits = 8;          // ... and at most this many of them
+    const int SharedBMaxColumns = 3072; // widest C the SharedB schedule takes (its B block is [KC, N])
 
-    // One Parallel.For per product: C is cut into (row range) x (column range) work items and
-    // each item runs the whole blocked loop nest on its own block with its own packing buffers,
-    // so threads never wait for each other between K blocks. A small C with a long K (a
-    // convolution's weight gradient: [Cout, Cin*K*K] summed over every pixel) is instead cut
-    // along K into partial products, which are summed in split order at the end.
+    /// <summary>How one product is spread over the cores.</summary>
+    enum Schedule
+    {
+        /// <summary>The whole loop nest on the calling thread.</summary>
+        Sequential,
+        /// <summary>
+        /// One Parallel.For per product: C is cut into (row range) x (column range) items, each running
+        /// the whole loop nest on its block with its own packing buffers; no waits between K blocks.
+        /// </summary>
+        Grid,
+        /// <summary>
+        /// Per (jc, pc) step, the B block is packed once by all cores and shared; the items are A blocks
+        /// x ranges of B panels. Two Parallel.For waits per K block, but nothing is packed twice.
+        /// </summary>
+        SharedB,
+        /// <summary>K is cut into partial products computed apart and summed in split order.</summary>
+        SplitK,
+    }
+
+    /// <summary>
+    /// The schedule of an [M, N] x K product on <paramref name="threads"/> cores, with the k-split count.
+    /// Measured on a 2-core Zen 2 (AVX2), both cores, each schedule forced in turn on the network's shapes:
+    /// <list type="bullet">
+    /// <item>SplitK: small C with a long K (convolution weight gradients, [Cout, Cin*k*k] summed over
+    /// every pixel): the other schedules have too few items or repack too much. Judged for a nominal
+    /// GridItems-item grid, never from the core count, because it changes the order of the sums and
+    /// so the result bits; every other choice below leaves each C element's sequence of operations
+    /// (k blocks of KC in order, the same micro-kernel) unchanged, so it may depend on the cores.</item>
+    /// <item>SharedB when C has at least two A blocks of rows (M > McMax) and at most SharedBMaxColumns
+    /// columns: nothing is packed twice and both cores read one B block. 1024^3: 23.7 ms vs 25.3 for
+    /// Grid; the width-1.0 network's products with N 784-2304 2-5% faster (forward [Cout 256-512, N] x
+    /// Cin*9; input gradients [Cin*9 1152-4608, N] x Cout), and the width-0.25 input gradients
+    /// [Cin*9 576-1152, 784-1792] x Cout 32-128 3-4%.</item>
+    /// <item>Grid otherwise. Small M (width-0.25 forward, Cout 16-128; 32x1792x576 2% faster): SharedB
+    /// has too little work per K block to pay its two waits, and Grid cuts only columns, so repacks
+    /// nothing but the small A. Wide C (256x4096x512 and 256x4096x576 4%, 256x4608x252 3-6%, 1024x25088x4
+    /// 10%): the shared [KC, N] block (4 MB at N = 4096) no longer stays near the cores, while each
+    /// Grid item packs a B block of its own column range only.</item>
+    /// </list>
+    /// </summary>
+    static Schedule ChooseSchedule(int m, int n, int k, int nr, int threads, out int kSplits)
+    {
+        kSplits = 1;
+        if ((long)m * n * k < ParallelThreshold) return Schedule.Sequential;
+        int tilesM = (m + Mr - 1) / Mr, panels = (n + nr - 1) / nr;
+        int splits = Math.Clamp(k / KSplitMin, 1, MaxKSplits);
+        // Split when the partial products cost less to sum than a grid of items costs to repack.
+        if (splits > 1 && 2L * splits * m * n < GridRepack(m, n, tilesM, panels, GridItems, out _, out _) * (long)k)
+        {
+            kSplits = splits;
+            return Schedule.SplitK;
+        }
+        if (threads == 1) return Schedule.Sequential;
+        return m > McMax && n <= SharedBMaxColumns ? Schedule.SharedB : Schedule.Grid;
+    }
+
     static void Blocked<TOps, TVec>(CpuProblem p, int kc)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count;
-        long work = (long)p.M * p.N * p.K;
-        int threads = work >= ParallelThreshold ? Environment.ProcessorCount : 1;
-        int tilesM = (p.M + Mr - 1) / Mr, panels = (p.N + nr - 1) / nr;
-
-        // Split along k when the partial products cost less to sum than a grid of items costs to
-        // repack (each item packs its own rows of A and columns of B); judged for a nominal
-        // GridItems-item grid so the choice, and with it every result bit, is the same on any machine.
-        int kSplits = Math.Clamp(p.K / KSplitMin, 1, MaxKSplits);
-        if (work >= ParallelThreshold && kSplits > 1
-            && 2L * kSplits * p.M * p.N < GridRepack(p.M, p.N, tilesM, panels, GridItems, out _, out _) * (long)p.K)
+        int threads = Environment.ProcessorCount;
+        switch (ChooseSchedule(p.M, p.N, p.K, nr, threads, out int kSplits))
         {
-            SplitK<TOps, TVec>(p, kc, kSplits, threads);
-            return;
+            case Schedule.SplitK: SplitK<TOps, TVec>(p, kc, kSplits, threads); return;
+            case Schedule.SharedB: SharedB<TOps, TVec>(p, kc, threads); return;
+            case Schedule.Sequential: Sequential<TOps, TVec>(p, kc); return;
         }
 
-        GridRepack(p.M, p.N, tilesM, panels, threads == 1 ? 1 : threads * ItemsPerThread, out int mRanges, out int nRanges);
+        int tilesM = (p.M + Mr - 1) / Mr, panels = (p.N + nr - 1) / nr;
+        GridRepack(p.M, p.N, tilesM, panels, threads * ItemsPerThread, out int mRanges, out int nRanges);
         if (nRanges * mRanges == 1) { Sequential<TOps, TVec>(p, kc); return; }
         Parallel.For(0, nRanges * mRanges, item =>
         {
@@ -249,10 +296,56 @@ public static partial class Gemm
                 {
                     int rows = Math.Min(McMax, p.M - ic);
                     PackA(p, ic, rows, pc, kcCur, aLease.Pointer);
-                    ComputeBlock<TOps, TVec>(p, block, ic, rows, aLease.Pointer);
+                    ComputeBlock<TOps, TVec>(p, block, ic, rows, aLease.Pointer, 0, panels);
                 }
             }
         }
+    }
+
+    // The SharedB schedule: per (jc, pc) step, B panels packed by all cores into one shared block,
+    // then items = (A block of mc rows) x (range of B panels), each packing its A block.
+    static unsafe void SharedB<TOps, TVec>(CpuProblem p, int kc, int threads)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int nr = 2 * TOps.Count;
+        // A blocks of equal height (a multiple of Mr, at most McMax), their count a multiple of the
+        // thread count so no thread is left with a short last block.
+        int icBlocks = (p.M + McMax - 1) / McMax;
+        icBlocks = (icBlocks + threads - 1) / threads * threads;
+        int mc = RoundUp((p.M + icBlocks - 1) / icBlocks, Mr);
+        icBlocks = (p.M + mc - 1) / mc;
+        using var bLease = Workspace.Take(ref Workspace.ForB, RoundUp(Math.Min(p.N, NcMax), nr) * Math.Min(p.K, kc));
+        for (int jc = 0; jc < p.N; jc += NcMax)
+        {
+            int ncCur = Math.Min(NcMax, p.N - jc);
+            int panels = (ncCur + nr - 1) / nr;
+            // Too few A blocks to keep every thread busy: also split the B panels between items.
+            int jrChunks = Math.Clamp((2 * threads + icBlocks - 1) / icBlocks, 1, panels);
+            for (int pc = 0; pc < p.K; pc += kc)
+            {
+                int kcCur = Math.Min(kc, p.K - pc);
+                var block = new MacroBlock(jc, ncCur, panels, pc, kcCur, pc == 0 ? p.Beta : 1f, (nint)bLease.Pointer);
+                SharedBStep<TOps, TVec>(p, block, threads, mc, icBlocks, jrChunks);
+            }
+        }
+    }
+
+    // One (jc, pc) step of SharedB (a method of its own so the closures are allocated per step only here).
+    static unsafe void SharedBStep<TOps, TVec>(CpuProblem p, MacroBlock block, int threads, int mc, int icBlocks, int jrChunks)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int panels = block.Panels, packChunks = Math.Min(threads, panels);
+        Parallel.For(0, packChunks, t => PackB<TOps, TVec>(p, block, panels * t / packChunks, panels * (t + 1) / packChunks));
+        Parallel.For(0, icBlocks * jrChunks, item =>
+        {
+            int ic = item / jrChunks, chunk = item % jrChunks;
+            int i0 = ic * mc, rows = Math.Min(mc, p.M - i0);
+            int q0 = panels * chunk / jrChunks, q1 = panels * (chunk + 1) / jrChunks;
+            if (rows <= 0 || q0 >= q1) return;
+            using var aLease = Workspace.Take(ref Workspace.ForA, RoundUp(rows, Mr) * block.Kc);
+            PackA(p, i0, rows, block.Pc, block.Kc, aLease.Pointer);
+            ComputeBlock<TOps, TVec>(p, block, i0, rows, aLease.Pointer, q0, q1);
+        });
     }
 
     /// <summary>Where one (jc, pc) step of the loop nest stands; <c>BPacked</c> is the pinned packed B block.</summary>
@@ -401,9 +494,9 @@ public static partial class Gemm
         }
     }
 
-    // Rows [i0, i0 + rows) of C (packed in aPacked) against every panel of the packed B block.
+    // Rows [i0, i0 + rows) of C (packed in aPacked) against panels [q0, q1) of the packed B block.
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static unsafe void ComputeBlock<TOps, TVec>(in CpuProblem p, in MacroBlock blk, int i0, int rows, float* aPacked)
+    static unsafe void ComputeBlock<TOps, TVec>(in CpuProblem p, in MacroBlock blk, int i0, int rows, float* aPacked, int q0, int q1)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, kc = blk.Kc;
@@ -412,7 +505,7 @@ public static partial class Gemm
         nint ldc = p.Ldc;
         fixed (float* cBase = p.C)
         {
-            for (int q = 0; q < blk.Panels; q++)
+            for (int q = q0; q < q1; q++)
             {
                 float* bPanel = (float*)blk.BPacked + (nint)q * nr * kc;
                 int j = blk.Jc + q * nr, cols = Math.Min(nr, blk.Nc - q * nr);

@@ -70,7 +70,7 @@ public class GemmTests
             (301, 19, 11),               // several A blocks (m > MC), partial last one
             (7, 4131, 3),                // two B blocks (n > NC)
             (9, 35, 700),                // three k blocks, beta applied only with the first
-            (150, 70, 300),              // parallel, several work items
+            (150, 70, 300),              // parallel, two A blocks sharing each packed B block
             (7, 20, 8000),               // small C, long k: split along k into summed partial products
             (8, 300, 400),               // parallel with few rows: work items split the columns
         ];
