@@ -16,23 +16,12 @@ public static class Checkpoint
 
     /// <summary>Writes a checkpoint of <paramref name="network"/> and optimizer buffers.</summary>
     public static void Save(string path, ColorizationNetwork network, Tensor squareAverage, Tensor accumulatedDelta,
-        IReadOnlyDictionary<string, string> metadata)
-    {
-        var values = network.Parameters.Values.ToArray();
-        var state = network.Parameters.State.ToArray();
-        var tensors = new List<SafeTensor>();
-        foreach (var e in network.Parameters.Entries)
-        {
-            var src = e.Trained ? values : state;
-            int offset = e.Value.Offset - (e.Trained ? network.Parameters.Values.Offset : network.Parameters.State.Offset);
-            tensors.Add(new SafeTensor(e.Name, e.Shape, src.AsSpan(offset, e.Length).ToArray()));
-        }
-        tensors.Add(new SafeTensor(SquareAverage, [squareAverage.Length], squareAverage.ToArray()));
-        tensors.Add(new SafeTensor(AccumulatedDelta, [accumulatedDelta.Length], accumulatedDelta.ToArray()));
-        var meta = new Dictionary<string, string>(ModelFile.ConfigMetadata(network.Config));
-        foreach (var (k, v) in metadata) meta[k] = v;
-        SafeTensorsFile.Write(path, tensors, meta, SafeTensorDType.F32, overwrite: true);
-    }
+        IReadOnlyDictionary<string, string> metadata) =>
+        ModelFile.Save(network, path, SafeTensorDType.F32, metadata, overwrite: true,
+        [
+            new SafeTensor(SquareAverage, [squareAverage.Length], squareAverage.ToArray()),
+            new SafeTensor(AccumulatedDelta, [accumulatedDelta.Length], accumulatedDelta.ToArray()),
+        ]);
 
     /// <summary>A checkpoint read back: the file (tensors and metadata) and its step.</summary>
     public sealed record Loaded(SafeTensorsFile File, string Path, long Step)

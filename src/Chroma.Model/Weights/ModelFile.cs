@@ -15,20 +15,28 @@ public static class ModelFile
 
     /// <summary>Writes every parameter and running statistic (atomically: temporary file, then rename).</summary>
     public static void Save(ColorizationNetwork network, string path, SafeTensorDType dtype = SafeTensorDType.F32,
-        IReadOnlyDictionary<string, string>? extraMetadata = null, bool overwrite = true)
+        IReadOnlyDictionary<string, string>? extraMetadata = null, bool overwrite = true, IEnumerable<SafeTensor>? extraTensors = null)
     {
-        var values = network.Parameters.Values.ToArray();
-        var state = network.Parameters.State.ToArray();
-        var tensors = network.Parameters.Entries.Select(e =>
-        {
-            var src = e.Trained ? values : state;
-            int offset = e.Trained ? e.Value.Offset - network.Parameters.Values.Offset : e.Value.Offset - network.Parameters.State.Offset;
-            return new SafeTensor(e.Name, e.Shape, src.AsSpan(offset, e.Length).ToArray());
-        });
         var meta = new Dictionary<string, string>(ConfigMetadata(network.Config));
         if (extraMetadata is not null)
             foreach (var (k, v) in extraMetadata) meta[k] = v;
+        var tensors = Tensors(network);
+        if (extraTensors is not null) tensors.AddRange(extraTensors);
         SafeTensorsFile.Write(path, tensors, meta, dtype, overwrite);
+    }
+
+    /// <summary>Every parameter and running statistic of the network, by name, copied to the host.</summary>
+    public static List<SafeTensor> Tensors(ColorizationNetwork network)
+    {
+        var store = network.Parameters;
+        var values = store.Values.ToArray();
+        var state = store.State.ToArray();
+        return store.Entries.Select(e =>
+        {
+            var src = e.Trained ? values : state;
+            int offset = e.Value.Offset - (e.Trained ? store.Values.Offset : store.State.Offset);
+            return new SafeTensor(e.Name, e.Shape, src.AsSpan(offset, e.Length).ToArray());
+        }).ToList();
     }
 
     /// <summary>The configuration as metadata strings.</summary>
