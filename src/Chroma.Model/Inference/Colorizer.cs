@@ -53,7 +53,8 @@ public sealed class Colorizer : IDisposable
     /// <summary>
     /// Upper bound on the local path's working size in pixels. Larger photos run the local path on
     /// a downscaled copy (chrominance is smooth, and the full-resolution L* is kept), which bounds
-    /// memory: about 1.2 GB of activations at width 1.0 for the default 1.5 megapixels.
+    /// memory: `chroma colorize` on a 6000x4000 photo peaked at 3.4 GB resident at width 1.0 and
+    /// 2.0 GB at width 0.25 (CPU path, default 1.5 megapixels).
     /// </summary>
     public int MaxWorkingPixels { get; init; } = 1_500_000;
 
