@@ -277,9 +277,9 @@ public sealed class SafeTensorsFile
             ReadExactly(prefix, "the header length");
             ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
             if (headerLength > MaxHeaderBytes)
-                throw Error($"header length {headerLength} exceeds the limit of {MaxHeaderBytes} bytes");
+                throw Error($"not a safetensors file? header length {headerLength} exceeds the limit of {MaxHeaderBytes} bytes");
             if (headerLength > (ulong)(_length - 8))
-                throw Error($"header length {headerLength} exceeds the file size ({_length - 8} bytes after the 8-byte prefix)");
+                throw Error($"not a safetensors file, or truncated: header length {headerLength} exceeds the file size ({_length - 8} bytes after the 8-byte prefix)");
             var header = new byte[(int)headerLength];
             ReadExactly(header, "the header");
             long dataLength = _length - 8 - (long)headerLength;
