@@ -18,12 +18,16 @@ public sealed class KillTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     /// <summary>
-    /// `dotnet chroma.dll`: the CLI built beside the tests (the project reference copies chroma.dll and
-    /// its runtimeconfig here) on the dotnet host of the runtime running the tests. Null where there is
-    /// none (a self-contained publish of the suite, as scripts/test-cuda.sh makes).
+    /// How to start the CLI built beside the tests: in a self-contained publish (scripts/test-cuda.sh
+    /// puts the `chroma` executable beside the suite) that executable itself; otherwise `dotnet
+    /// chroma.dll` (the project reference copies chroma.dll and its runtimeconfig here) on the dotnet
+    /// host of the runtime running the tests. Null where neither exists.
     /// </summary>
-    static (string Host, string Dll)? ChromaCommand()
+    static (string Host, string? Dll)? ChromaCommand()
     {
+        string apphost = Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "chroma.exe" : "chroma");
+        bool selfContained = File.Exists(Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "hostfxr.dll" : "libhostfxr.so"));
+        if (selfContained && File.Exists(apphost)) return (apphost, null);
         string dll = Path.Combine(AppContext.BaseDirectory, "chroma.dll");
         if (!File.Exists(dll) || !File.Exists(Path.ChangeExtension(dll, ".runtimeconfig.json"))) return null;
         string exe = OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet";
@@ -44,10 +48,10 @@ public sealed class KillTests : IDisposable
         readonly Process _process;
         readonly System.Text.StringBuilder _output = new();
 
-        public Child((string Host, string Dll) chroma, IEnumerable<string> args)
+        public Child((string Host, string? Dll) chroma, IEnumerable<string> args)
         {
             var info = new ProcessStartInfo(chroma.Host) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            info.ArgumentList.Add(chroma.Dll);
+            if (chroma.Dll is not null) info.ArgumentList.Add(chroma.Dll);
             foreach (var a in args) info.ArgumentList.Add(a);
             info.Environment["NO_COLOR"] = "1";
             _process = new Process { StartInfo = info };
@@ -112,7 +116,7 @@ public sealed class KillTests : IDisposable
     public void Sigkill_at_random_moments_leaves_loadable_checkpoints_and_a_resumable_run()
     {
         var chroma = ChromaCommand();
-        if (chroma is null) Assert.Skip("needs chroma.dll and a dotnet host beside the tests (not in a self-contained publish)");
+        if (chroma is null) Assert.Skip("needs the chroma executable (self-contained publish) or chroma.dll and a dotnet host beside the tests");
         var clock = Stopwatch.StartNew();
         string data = Fixtures.ClassFolders(Path.Combine(_dir, "data"));
         string run = Path.Combine(_dir, "run");
