@@ -145,6 +145,27 @@ public sealed partial class GpuDevice : Device
         tmp.CopyTo(data);
     }
 
+    readonly Dictionary<string, MemoryBuffer1D<float, Stride1D.Dense>> _workspaces = [];
+
+    /// <summary>
+    /// Scratch memory for an op's temporaries (e.g. convolution columns), kept per
+    /// <paramref name="name"/> and grown when needed, so ops neither allocate nor synchronize per
+    /// call: launches on the default stream run in order, so a later use of the buffer waits for the
+    /// earlier one by construction. Contents are undefined (ops must write before they read); the
+    /// returned view is valid until the next request with the same name.
+    /// </summary>
+    public Tensor Workspace(string name, int length)
+    {
+        Bind();
+        if (!_workspaces.TryGetValue(name, out var buffer) || buffer.Length < length)
+        {
+            buffer?.Dispose(); // cudaFree waits for pending work on the old buffer
+            buffer = Accelerator.Allocate1D<float>(Math.Max(length, 1));
+            _workspaces[name] = buffer;
+        }
+        return new Tensor(this, [length], buffer, 0, owner: false);
+    }
+
     /// <summary>Launch configuration of a 1-D explicitly grouped kernel covering <paramref name="n"/> items.</summary>
     public KernelConfig Groups1D(int n, int groupSize)
     {
@@ -160,6 +181,8 @@ public sealed partial class GpuDevice : Device
 
     public override void Dispose()
     {
+        foreach (var buffer in _workspaces.Values) buffer.Dispose();
+        _workspaces.Clear();
         Accelerator.Dispose();
         _context.Dispose();
         base.Dispose();

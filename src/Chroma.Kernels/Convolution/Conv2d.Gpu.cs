@@ -15,16 +15,16 @@ public static partial class Conv2d
     const int ReductionGroupSize = 256;
 
     // The column buffer (and, when a chunk holds several images, the [Cout, Width] product or
-    // gathered dY) is allocated per call and freed at the end: simple, but a pooled workspace owned
-    // by the device would save the allocation and the synchronization before freeing.
+    // gathered dY) lives in the device's workspaces: every element is written before it is read
+    // (im2col writes the padding zeros too), and stream order makes reuse safe without waiting.
 
     static void ForwardGpu(GpuDevice gpu, ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y)
     {
         var (images, rows) = PlanChunks(s, GpuColumnBudget, 0);
         var first = s with { Images = images, Rows = rows };
         bool direct = s.IsPointwise && images == 1;
-        using var cols = direct ? null : gpu.Zeros(first.Ckk * first.Width);
-        using var product = images > 1 ? gpu.Zeros(s.Cout * first.Width) : null;
+        var cols = direct ? null : gpu.Workspace("conv2d.cols", first.Ckk * first.Width);
+        var product = images > 1 ? gpu.Workspace("conv2d.product", s.Cout * first.Width) : null;
         var xv = x.View; var wv = w.View; var yv = y.View;
         var bv = b?.View ?? yv; // any valid view when there is no bias; the kernels do not read it then
         int hasBias = b is null ? 0 : 1;
@@ -57,8 +57,6 @@ public static partial class Conv2d
                         c.Cout * c.Width, c, p, bv, yv, hasBias);
                 }
             }
-        // Freeing the buffers must wait for the kernels that use them.
-        gpu.Synchronize();
     }
 
     static void BackwardGpu(GpuDevice gpu, ConvArgs s, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db)
@@ -75,8 +73,8 @@ public static partial class Conv2d
         var first = s with { Images = images, Rows = rows };
         bool direct = s.IsPointwise && images == 1;
         // cols also holds dcols once dW has been accumulated, so direct chunks need it only for dx.
-        using var cols = direct ? null : gpu.Zeros(first.Ckk * first.Width);
-        using var gathered = images > 1 ? gpu.Zeros(s.Cout * first.Width) : null;
+        var cols = direct ? null : gpu.Workspace("conv2d.cols", first.Ckk * first.Width);
+        var gathered = images > 1 ? gpu.Workspace("conv2d.product", s.Cout * first.Width) : null;
         var xv = x.View; var wv = w.View; var dyv = dy.View; var dwv = dw.View;
 
         for (int n0 = 0; n0 < s.N; n0 += images)
@@ -116,7 +114,6 @@ public static partial class Conv2d
                         gpu.Kernel<ConvArgs, ArrayView<float>, ArrayView<float>>(Col2ImKernel)(c.Images * c.Cin * inputRows * c.W, c, colView, dx.View);
                 }
             }
-        gpu.Synchronize();
     }
 
     /// <summary>
