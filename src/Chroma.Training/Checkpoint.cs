@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Chroma.Model;
 
 namespace Chroma.Training;
@@ -51,6 +50,4 @@ public static class Checkpoint
             target.CopyFrom(t.Data);
         }
     }
-
-    public static string ToJson<T>(T value) => JsonSerializer.Serialize(value);
 }
