@@ -16,7 +16,8 @@ public static class EvalCommand
         var report = new Option<string?>("--report") { Description = "Folder for an HTML report (index.html) with every image as gray | Chroma | original." };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images." };
-        var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, device, limit };
+        var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels (as for colorize).", DefaultValueFactory = _ => 1_500_000 };
+        var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, device, limit, maxPixels };
         cmd.SetAction(r =>
         {
             string path = r.GetValue(model) ?? (File.Exists(ColorizeCommand.DefaultModelPath) ? ColorizeCommand.DefaultModelPath
@@ -26,7 +27,8 @@ public static class EvalCommand
             var dataset = Dataset.Open(r.GetValue(data)!, classes.Count > 0 ? classes : null);
             if (r.GetValue(limit) is int n && n < dataset.Count) dataset = dataset.With(dataset.Samples.Take(n).ToList());
             var dev = CliRunner.OpenDevice(r.GetValue(device));
-            using var colorizer = new Colorizer(ModelFile.Load(path, dev), ownsDevice: dev is not CpuDevice);
+            if (r.GetValue(maxPixels) < 64 * 64) throw new CliException($"--max-pixels must be at least {64 * 64}.");
+            using var colorizer = new Colorizer(ModelFile.Load(path, dev), ownsDevice: dev is not CpuDevice) { MaxWorkingPixels = r.GetValue(maxPixels) };
             var eval = new Evaluation();
             Evaluation.Summary s = null!;
             AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
