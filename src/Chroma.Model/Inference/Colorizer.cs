@@ -62,15 +62,15 @@ public sealed class Colorizer : IDisposable
     public ColorizedImage Colorize(LoadedImage image, LoadedImage? globalFrom = null)
     {
         int h = image.Height, w = image.Width;
+        // Only the luminance is used: a colour input's own a*b* never reaches the network.
         var l = new float[h * w];
-        var ab = new float[2 * h * w];
-        LabColor.RgbToLab(image.Rgb, h, w, l, ab);
+        LabColor.RgbToLightness(image.Rgb, h, w, l);
         float[] globalL = l; int gh = h, gw = w;
         if (globalFrom is not null)
         {
             gh = globalFrom.Height; gw = globalFrom.Width;
             globalL = new float[gh * gw];
-            LabColor.RgbToLab(globalFrom.Rgb, gh, gw, globalL, new float[2 * gh * gw]);
+            LabColor.RgbToLightness(globalFrom.Rgb, gh, gw, globalL);
         }
         var predicted = PredictAb(l, h, w, globalL, gh, gw);
         var rgb = new float[3 * h * w];
