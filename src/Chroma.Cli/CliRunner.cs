@@ -23,6 +23,7 @@ public static class CliRunner
         Commands.ForwardCommand.Create(),
         Commands.TrainCommand.Create(),
         Commands.EvalCommand.Create(),
+        Commands.ExportCommand.Create(),
         Commands.BenchCommand.Create(),
     };
 

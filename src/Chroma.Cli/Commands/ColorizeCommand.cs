@@ -27,21 +27,52 @@ public static class ColorizeCommand
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace existing output files (inputs are never replaced)." };
         var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels; bigger photos are processed downscaled (full-resolution lightness is kept).", DefaultValueFactory = _ => 1_500_000 };
-        var cmd = new Command("colorize", "Colorize grayscale (or colour) photos.") { inputs, output, model, globalFrom, device, overwrite, maxPixels };
-        cmd.SetAction(r => Run(r.GetValue(inputs)!, r.GetValue(output), r.GetValue(model), r.GetValue(globalFrom), r.GetValue(device), r.GetValue(overwrite), r.GetValue(maxPixels)));
+        var saturation = SaturationOption();
+        var cmd = new Command("colorize", "Colorize grayscale (or colour) photos.") { inputs, output, model, globalFrom, device, overwrite, maxPixels, saturation };
+        cmd.SetAction(r => Run(r.GetValue(inputs)!, r.GetValue(output), r.GetValue(model), r.GetValue(globalFrom), r.GetValue(device), r.GetValue(overwrite), r.GetValue(maxPixels), r.GetValue(saturation)));
         return cmd;
     }
 
-    static int Run(string[] inputs, string? output, string? modelPath, string? globalFrom, string? deviceName, bool overwrite, int maxPixels)
+    /// <summary>`--saturation`, shared with `chroma eval`.</summary>
+    public static Option<float?> SaturationOption() => new("--saturation")
+    {
+        Description = $"Gain on the predicted colour (a*b*): 1 is the network's own output, 0 gray; default: the model's own (metadata '{ModelFile.SaturationKey}', else 1).",
+    };
+
+    /// <summary>Opens the model for colorizing: the saturation is <paramref name="saturation"/>, else the file's own.</summary>
+    public static Colorizer OpenColorizer(string modelPath, Device device, int maxPixels, float? saturation)
+    {
+        CheckOptions(maxPixels, saturation);
+        var network = ModelFile.Load(modelPath, device, out var metadata);
+        try
+        {
+            return new Colorizer(network, ownsDevice: device is not CpuDevice)
+            {
+                MaxWorkingPixels = maxPixels,
+                Saturation = saturation ?? ModelFile.SaturationFromMetadata(metadata, modelPath),
+            };
+        }
+        catch { network.Dispose(); throw; }
+    }
+
+    /// <summary>Rejects `--max-pixels` and `--saturation` values out of range (before anything is opened or created).</summary>
+    public static void CheckOptions(int maxPixels, float? saturation)
     {
         if (maxPixels < 64 * 64) throw new CliException($"--max-pixels must be at least {64 * 64}.");
+        if (saturation is { } s && !(s >= 0 && s <= ModelFile.MaxSaturation))
+            throw new CliException($"--saturation must be between 0 and {ModelFile.MaxSaturation}.");
+    }
+
+    static int Run(string[] inputs, string? output, string? modelPath, string? globalFrom, string? deviceName, bool overwrite, int maxPixels, float? saturation)
+    {
+        CheckOptions(maxPixels, saturation);
         // The model first: planning the outputs creates the -o folder, which an error must not leave behind.
         modelPath ??= File.Exists(DefaultModelPath) ? DefaultModelPath
             : throw new CliException($"no default model is installed (looked for {DefaultModelPath}); pass --model FILE (make one with `chroma train` or `chroma init`).");
         var jobs = PlanOutputs(ExpandInputs(inputs), output);
 
         var device = CliRunner.OpenDevice(deviceName);
-        using var colorizer = new Colorizer(ModelFile.Load(modelPath, device), ownsDevice: device is not CpuDevice) { MaxWorkingPixels = maxPixels };
+        using var colorizer = OpenColorizer(modelPath, device, maxPixels, saturation);
         LoadedImage? global = globalFrom is null ? null : ImageFile.Load(globalFrom);
 
         var failures = new List<string>();

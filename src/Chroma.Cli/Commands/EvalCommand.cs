@@ -17,18 +17,19 @@ public static class EvalCommand
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images." };
         var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels (as for colorize).", DefaultValueFactory = _ => 1_500_000 };
-        var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, device, limit, maxPixels };
+        var saturation = ColorizeCommand.SaturationOption();
+        var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, device, limit, maxPixels, saturation };
         cmd.SetAction(r =>
         {
             string path = r.GetValue(model) ?? (File.Exists(ColorizeCommand.DefaultModelPath) ? ColorizeCommand.DefaultModelPath
                 : throw new CliException($"no default model is installed (looked for {ColorizeCommand.DefaultModelPath}); pass --model FILE."));
+            ColorizeCommand.CheckOptions(r.GetValue(maxPixels), r.GetValue(saturation));
             var info = ModelFile.ReadInfo(path);
             var classes = Evaluation.ClassNames(info.Metadata);
             var dataset = Dataset.Open(r.GetValue(data)!, classes.Count > 0 ? classes : null);
             if (r.GetValue(limit) is int n && n < dataset.Count) dataset = dataset.With(dataset.Samples.Take(n).ToList());
             var dev = CliRunner.OpenDevice(r.GetValue(device));
-            if (r.GetValue(maxPixels) < 64 * 64) throw new CliException($"--max-pixels must be at least {64 * 64}.");
-            using var colorizer = new Colorizer(ModelFile.Load(path, dev), ownsDevice: dev is not CpuDevice) { MaxWorkingPixels = r.GetValue(maxPixels) };
+            using var colorizer = ColorizeCommand.OpenColorizer(path, dev, r.GetValue(maxPixels), r.GetValue(saturation));
             var eval = new Evaluation();
             Evaluation.Summary s = null!;
             AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
@@ -43,7 +44,7 @@ public static class EvalCommand
             t.AddRow("a*b* RMSE", $"{s.AbRmse:F2}", $"{s.GrayAbRmse:F2}", "");
             t.AddRow("colourfulness", $"{s.Colourfulness:F1}", $"{s.GrayColourfulness:F1}", $"{s.OriginalColourfulness:F1}");
             if (s.Top1 is { } t1) t.AddRow("top-1 / top-5", $"{t1:P1} / {s.Top5:P1}", "", "");
-            AnsiConsole.MarkupLineInterpolated($"{s.Images} images from {dataset.Source}");
+            AnsiConsole.MarkupLineInterpolated($"{s.Images} images from {dataset.Source}, saturation {colorizer.Saturation.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}");
             AnsiConsole.Write(t);
             if (r.GetValue(report) is { } rep) AnsiConsole.MarkupLineInterpolated($"report: {Path.Combine(rep, "index.html")}");
             return 0;

@@ -21,7 +21,8 @@ public sealed record ColorizedImage(int Width, int Height, float[] Rgb, float[]?
 /// Pipeline (MODEL.md): the image's L* (colour inputs are reduced to luminance) goes through the
 /// local path at a working size (H, W multiples of 8, at most <see cref="MaxWorkingPixels"/>) and
 /// through the global path at 224 x 224 (averaging resize); the predicted half-resolution a*b* is
-/// resized bilinearly to the full size and joined with the original full-resolution L*.
+/// resized bilinearly to the full size, multiplied by <see cref="Saturation"/>, and joined with the
+/// original full-resolution L*.
 /// </summary>
 /// <remarks>
 /// Thread safety: all public methods may be called from several threads; calls run one at a time
@@ -39,13 +40,26 @@ public sealed class Colorizer : IDisposable
         _ownsDevice = ownsDevice;
     }
 
-    /// <summary>Loads a model file onto <paramref name="device"/> (default: <see cref="Device.Open"/> with auto selection).</summary>
+    /// <summary>
+    /// Loads a model file onto <paramref name="device"/> (default: <see cref="Device.Open"/> with auto
+    /// selection); <see cref="Saturation"/> is the file's own (metadata <c>saturation</c>, else 1).
+    /// </summary>
     public static Colorizer Load(string modelPath, Device? device = null)
     {
         bool owns = device is null;
         device ??= Device.Open();
-        try { return new Colorizer(ModelFile.Load(modelPath, device), owns && device is not CpuDevice); }
-        catch { if (owns && device is not CpuDevice) device.Dispose(); throw; }
+        ColorizationNetwork? network = null;
+        try
+        {
+            network = ModelFile.Load(modelPath, device, out var metadata);
+            return new Colorizer(network, owns && device is not CpuDevice) { Saturation = ModelFile.SaturationFromMetadata(metadata, modelPath) };
+        }
+        catch
+        {
+            network?.Dispose();
+            if (owns && device is not CpuDevice) device.Dispose();
+            throw;
+        }
     }
 
     public ColorizationNetwork Network { get; }
@@ -57,6 +71,20 @@ public sealed class Colorizer : IDisposable
     /// 2.0 GB at width 0.25 (CPU path, default 1.5 megapixels).
     /// </summary>
     public int MaxWorkingPixels { get; init; } = 1_500_000;
+
+    /// <summary>
+    /// Gain on the predicted a*b* (chroma scaled, hue kept); 1 is the network's own output, as in the
+    /// paper. A network trained with the paper's MSE loss predicts the mean of the plausible colours,
+    /// which is muted wherever the colour is uncertain (a red or a blue car averages to gray); a gain
+    /// above 1 trades some a*b* accuracy for vividness. Shipped models carry their default in the
+    /// metadata (<see cref="ModelFile.SaturationKey"/>); docs/MODEL_CARD.md gives the figures.
+    /// </summary>
+    public float Saturation
+    {
+        get;
+        init => field = float.IsFinite(value) && value >= 0 && value <= ModelFile.MaxSaturation ? value
+            : throw new ArgumentOutOfRangeException(nameof(Saturation), value, $"saturation must be between 0 and {ModelFile.MaxSaturation}");
+    } = 1f;
 
     /// <summary>Colorizes <paramref name="image"/>; <paramref name="globalFrom"/> supplies the global features instead (the paper's global-prior transfer).</summary>
     public ColorizedImage Colorize(LoadedImage image, LoadedImage? globalFrom = null)
@@ -100,11 +128,12 @@ public sealed class Colorizer : IDisposable
             BilinearResize.Forward(globalFull ?? full, global);
 
             var (abNorm, logits) = Network.Forward(local, global, training: false);
-            // sigmoid output s -> a*, b* = 100 (2s - 1), resized to the full image.
+            // sigmoid output s -> a*, b* = 100 (2s - 1) (times the saturation gain), resized to the full image.
             using var abFull = device.Zeros(1, 2, h, w);
             BilinearResize.Forward(abNorm, abFull);
             var result = abFull.ToArray();
-            for (int i = 0; i < result.Length; i++) result[i] = 100f * (2f * result[i] - 1f);
+            float gain = Saturation;
+            for (int i = 0; i < result.Length; i++) result[i] = gain * (100f * (2f * result[i] - 1f));
             return (result, logits.ToArray());
         }
     }

@@ -10,6 +10,15 @@ public static class ModelFile
 {
     public const string FormatName = "chroma-colorizer";
 
+    /// <summary>
+    /// Optional metadata key: the a*b* gain <see cref="Colorizer.Saturation"/> applies by default
+    /// (absent = 1, the network's own output).
+    /// </summary>
+    public const string SaturationKey = "saturation";
+
+    /// <summary>Largest accepted <see cref="SaturationKey"/> value (and `--saturation`).</summary>
+    public const float MaxSaturation = 4f;
+
     /// <summary>Configuration and metadata of a model file, read without building the network.</summary>
     public sealed record Info(ColorizerConfig Config, IReadOnlyDictionary<string, string> Metadata, long ParameterCount, int TensorCount);
 
@@ -64,10 +73,21 @@ public static class ModelFile
         int classes = ParseInt(file, "classes", Get("classes"));
         int fusion = ParseInt(file, "fusion_kernel", Get("fusion_kernel"));
         int input = meta.TryGetValue("input_size", out var s) ? ParseInt(file, "input_size", s) : 224;
+        SaturationFromMetadata(meta, file); // checked here so that a bad value fails every load, not only colorizing
         var config = new ColorizerConfig(width, classes, fusion, input);
         try { config.Validate(); }
         catch (ArgumentException e) { throw new ModelFileException(file, "invalid configuration: " + e.Message); }
         return config;
+    }
+
+    /// <summary>The default a*b* gain stored in a model's metadata (1 when absent), checked to be in [0, <see cref="MaxSaturation"/>].</summary>
+    public static float SaturationFromMetadata(IReadOnlyDictionary<string, string> meta, string file)
+    {
+        if (!meta.TryGetValue(SaturationKey, out var text)) return 1f;
+        double s = ParseDouble(file, SaturationKey, text);
+        if (!(s >= 0 && s <= MaxSaturation))
+            throw new ModelFileException(file, $"metadata '{SaturationKey}' is {text}; it must be between 0 and {MaxSaturation}");
+        return (float)s;
     }
 
     /// <summary>Configuration, metadata and parameter count of a model file (the whole file is validated).</summary>
@@ -82,6 +102,14 @@ public static class ModelFile
 
     /// <summary>Loads a network onto <paramref name="device"/>, checking every name, shape and value.</summary>
     public static ColorizationNetwork Load(string path, Device device) => Load(ReadFile(path), path, device);
+
+    /// <summary>As <see cref="Load(string, Device)"/>, also returning the file's metadata (the file is read once).</summary>
+    public static ColorizationNetwork Load(string path, Device device, out IReadOnlyDictionary<string, string> metadata)
+    {
+        var file = ReadFile(path);
+        metadata = file.Metadata;
+        return Load(file, path, device);
+    }
 
     /// <summary>Loads from an already-read safetensors file (a training checkpoint's optimizer state is ignored).</summary>
     public static ColorizationNetwork Load(SafeTensorsFile file, string path, Device device)

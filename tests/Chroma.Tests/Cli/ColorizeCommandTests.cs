@@ -173,6 +173,48 @@ public sealed class ColorizeCommandTests : IDisposable
         Assert.False(File.Exists(PathOf("x.png")));
     }
 
+    /// <summary>Mean chroma sqrt(a*^2 + b*^2) of an image file.</summary>
+    static double MeanChroma(string path)
+    {
+        var image = ImageFile.Load(path);
+        int n = image.Width * image.Height;
+        double sum = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var lab = LabColor.FromRgb(image.Rgb[i], image.Rgb[n + i], image.Rgb[2 * n + i]);
+            sum += Math.Sqrt(lab.A * lab.A + lab.B * lab.B);
+        }
+        return sum / n;
+    }
+
+    [Fact]
+    public void Saturation_comes_from_the_model_unless_given()
+    {
+        string input = Fixtures.SaveColourful(PathOf("p.png"), 35, 23, 8);
+        string gray = PathOf("gray-model.safetensors");
+        using (var net = Fixtures.TinyNetwork())
+            ModelFile.Save(net, gray, extraMetadata: new Dictionary<string, string> { [ModelFile.SaturationKey] = "0" });
+
+        var r = Cli.Run("colorize", "--model", gray, "--device", "cpu", input, "-o", PathOf("from-model.png"));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        r = Cli.Run("colorize", "--model", gray, "--device", "cpu", input, "-o", PathOf("given.png"), "--saturation", "2");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        r = Colorize(input, "-o", PathOf("plain.png"));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        double fromModel = MeanChroma(PathOf("from-model.png")), given = MeanChroma(PathOf("given.png")), plain = MeanChroma(PathOf("plain.png"));
+        Assert.True(fromModel < 1, $"the model's saturation 0 should give a gray image (mean chroma {fromModel:F2})");
+        Assert.True(given > 1.5 * plain, $"--saturation 2 gave mean chroma {given:F2}, saturation 1 {plain:F2}");
+        AssertColorizedCopyOf(input, PathOf("given.png"));
+
+        foreach (var bad in new[] { "-1", "4.5", "NaN" })
+        {
+            r = Colorize(input, "-o", PathOf("out-" + bad), "--saturation", bad);
+            Assert.True(r.ExitCode == 2, r.ToString());
+            Assert.Contains("--saturation must be between 0 and 4", r.Output);
+            Assert.False(Directory.Exists(PathOf("out-" + bad)), "the output folder was created for nothing");
+        }
+    }
+
     [Fact]
     public void Bad_device_and_missing_input_are_clear_errors()
     {

@@ -23,8 +23,9 @@ public sealed class DefaultModelTests : IDisposable
         Assert.Equal(0.25, info.Config.Width);
         var classes = Evaluation.ClassNames(info.Metadata);
         Assert.Equal(info.Config.Classes, classes.Count);
-        foreach (var key in new[] { "step", "date", "train_data", "width", "trained_by" })
+        foreach (var key in new[] { "step", "date", "train_data", "width", "trained_by", ModelFile.SaturationKey })
             Assert.True(info.Metadata.ContainsKey(key), $"metadata lacks '{key}'");
+        Assert.InRange(ModelFile.SaturationFromMetadata(info.Metadata, path), 1f, 2f);
     }
 
     [Fact]

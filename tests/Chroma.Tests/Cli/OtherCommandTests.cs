@@ -1,4 +1,5 @@
 using Chroma.Model;
+using Chroma.Training;
 using Chroma.Tests.Training;
 using Xunit;
 
@@ -62,6 +63,56 @@ public sealed class OtherCommandTests : IDisposable
         Assert.Contains("width", r.Output);
         Assert.False(File.Exists(PathOf("zero.safetensors")));
         Assert.Empty(Fixtures.TempFiles(_dir));
+    }
+
+    [Fact]
+    public void Export_drops_the_optimizer_state_converts_to_float16_and_sets_metadata()
+    {
+        // a checkpoint: the model's tensors, its metadata and ADADELTA's two accumulators
+        using var network = Fixtures.TinyNetwork(seed: 9);
+        int n = network.Parameters.Values.Length;
+        using var squareAverage = CpuDevice.Instance.FromArray(Enumerable.Repeat(0.5f, n).ToArray(), n);
+        using var accumulatedDelta = CpuDevice.Instance.FromArray(Enumerable.Repeat(0.25f, n).ToArray(), n);
+        string checkpoint = PathOf("checkpoint.safetensors");
+        Checkpoint.Save(checkpoint, network, squareAverage, accumulatedDelta, new Dictionary<string, string> { ["step"] = "12", ["date"] = "2026-11-27" });
+
+        string shipped = PathOf("shipped.safetensors");
+        var r = Cli.Run("export", checkpoint, "-o", shipped, "--fp16", "--saturation", "1.3", "--set", "name=tiny", "--set", "note=a=b");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("float16", r.Output);
+        var info = ModelFile.ReadInfo(shipped);
+        Assert.Equal(130, info.TensorCount);
+        Assert.Equal(("12", "2026-11-27", "tiny", "a=b", "1.3"),
+            (info.Metadata["step"], info.Metadata["date"], info.Metadata["name"], info.Metadata["note"], info.Metadata[ModelFile.SaturationKey]));
+        Assert.True(new FileInfo(shipped).Length < 0.6 * new FileInfo(checkpoint).Length / 3, "float16 without the optimizer state should be under a sixth of the checkpoint");
+        using (var loaded = ModelFile.Load(shipped, CpuDevice.Instance))
+        {
+            var expected = network.Parameters.Values.ToArray();
+            var actual = loaded.Parameters.Values.ToArray();
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-3 * Math.Abs(expected[i]) + 1e-7, $"value {i}: {actual[i]} vs {expected[i]}");
+        }
+
+        // refusals: existing output, the input itself, keys that follow from the weights, bad entries
+        File.WriteAllText(PathOf("taken.safetensors"), "precious");
+        foreach (var (args, problem) in new (string[], string)[]
+        {
+            ([checkpoint, "-o", PathOf("taken.safetensors")], "already exists"),
+            ([checkpoint, "-o", checkpoint, "--overwrite"], "would replace the input"),
+            ([checkpoint, "-o", PathOf("x.safetensors"), "--set", "width=2"], "follows from the weights"),
+            ([checkpoint, "-o", PathOf("x.safetensors"), "--set", "novalue"], "expected key=value"),
+            ([checkpoint, "-o", PathOf("x.safetensors"), "--saturation", "7"], "--saturation must be between 0 and 4"),
+            ([PathOf("absent.safetensors"), "-o", PathOf("x.safetensors")], "absent.safetensors"),
+        })
+        {
+            r = Cli.Run(["export", .. args]);
+            Assert.True(r.ExitCode != 0, r.ToString());
+            Assert.Contains(problem, r.Output);
+            Assert.DoesNotContain("   at ", r.Output);
+        }
+        Assert.Equal("precious", File.ReadAllText(PathOf("taken.safetensors")));
+        Assert.False(File.Exists(PathOf("x.safetensors")));
+        Assert.Equal(130 + 2, ModelFile.ReadInfo(checkpoint).TensorCount);
     }
 
     [Fact]

@@ -174,4 +174,45 @@ public sealed class ColorizerTests(ITestOutputHelper output)
         Assert.InRange(ww, Math.Max(8, w * scale - 12), Math.Max(8, w * scale + 4));
         if (h % 8 == 0 && w % 8 == 0 && (long)h * w <= maxPixels) Assert.Equal((h, w), (wh, ww));
     }
+
+    [Theory]
+    [InlineData(0.0f)]
+    [InlineData(0.6f)]
+    [InlineData(1.7f)]
+    public void Saturation_scales_the_predicted_chroma_and_keeps_hue(float gain)
+    {
+        // Two colorizers on one set of weights: the gain must multiply a*, b* and change nothing else.
+        using var plain = RandomColorizer(seed: 5);
+        var vivid = new Colorizer(plain.Network) { Saturation = gain }; // shares the network; not disposed
+        const int w = 41, h = 27;
+        var image = MidRangeImage(w, h, pattern: 2);
+        var l = Lightness(image.Rgb, w, h);
+        var (ab, logits) = plain.Predict(l, h, w, l, h, w);
+        var (abGain, logitsGain) = vivid.Predict(l, h, w, l, h, w);
+        Assert.Equal(logits, logitsGain);
+        double maxChroma = ab.Max(Math.Abs);
+        Assert.True(maxChroma > 1, $"the random model should predict some colour (max {maxChroma:F2})");
+        for (int i = 0; i < ab.Length; i++)
+            Assert.True(Math.Abs(abGain[i] - (double)gain * ab[i]) <= 1e-4 * (1 + Math.Abs(ab[i])), $"a*b*[{i}]: {abGain[i]} with gain {gain}, {ab[i]} without");
+
+        // and the colorized image keeps its lightness; gain 0 gives the gray image
+        var result = vivid.Colorize(image);
+        var lOut = new float[w * h];
+        var abOut = new float[2 * w * h];
+        LabColor.RgbToLab(result.Rgb, h, w, lOut, abOut);
+        Assert.True(MaxAbsDifference(l, lOut) <= 1, "L* moved");
+        if (gain == 0) Assert.True(abOut.Max(Math.Abs) < 0.5, $"gain 0 left chroma {abOut.Max(Math.Abs):F2}");
+    }
+
+    [Theory]
+    [InlineData(-0.1f)]
+    [InlineData(4.5f)]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    public void Saturation_out_of_range_is_rejected(float gain)
+    {
+        using var plain = RandomColorizer();
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => new Colorizer(plain.Network) { Saturation = gain });
+        Assert.Contains("between 0 and 4", e.Message);
+    }
 }

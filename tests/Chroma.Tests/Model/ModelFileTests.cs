@@ -128,6 +128,10 @@ public sealed class ModelFileTests : IDisposable
         { "classes not an integer", "metadata 'classes' is '3.5', not an integer", true },
         { "other format version", "format version 2 is not supported", true },
         { "classes do not match the weights", "tensor 'class.fc2.weight' has shape [3, 16], the configuration needs [4, 16]", false },
+        { "saturation not a number", "metadata 'saturation' is 'vivid', not a number", true },
+        { "saturation too large", "metadata 'saturation' is 9; it must be between 0 and 4", true },
+        { "saturation negative", "metadata 'saturation' is -0.5; it must be between 0 and 4", true },
+        { "saturation NaN", "metadata 'saturation' is NaN; it must be between 0 and 4", true },
     };
 
     [Theory, MemberData(nameof(BrokenFiles))]
@@ -151,10 +155,26 @@ public sealed class ModelFileTests : IDisposable
                 case "classes not an integer": meta["classes"] = "3.5"; break;
                 case "other format version": meta["format_version"] = "2"; break;
                 case "classes do not match the weights": meta["classes"] = "4"; break;
+                case "saturation not a number": meta["saturation"] = "vivid"; break;
+                case "saturation too large": meta["saturation"] = "9"; break;
+                case "saturation negative": meta["saturation"] = "-0.5"; break;
+                case "saturation NaN": meta["saturation"] = "NaN"; break;
                 default: throw new ArgumentException(broken);
             }
         });
         AssertModelFileError(path, problem, infoFails: inMetadata);
+    }
+
+    [Fact]
+    public void Saturation_comes_from_the_metadata_and_defaults_to_one()
+    {
+        using var network = TrainedOnce(Tiny);
+        string plain = PathOf("plain.safetensors"), vivid = PathOf("vivid.safetensors");
+        ModelFile.Save(network, plain);
+        ModelFile.Save(network, vivid, extraMetadata: new Dictionary<string, string> { [ModelFile.SaturationKey] = "1.35" });
+        using (var colorizer = Colorizer.Load(plain, CpuDevice.Instance)) Assert.Equal(1f, colorizer.Saturation);
+        using (var colorizer = Colorizer.Load(vivid, CpuDevice.Instance)) Assert.Equal(1.35f, colorizer.Saturation);
+        Assert.Equal("1.35", ModelFile.ReadInfo(vivid).Metadata[ModelFile.SaturationKey]);
     }
 
     [Fact]
