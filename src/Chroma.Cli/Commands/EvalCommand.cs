@@ -16,9 +16,11 @@ public static class EvalCommand
         var report = new Option<string?>("--report") { Description = "Folder for an HTML report (index.html) with every image as gray | Chroma | original." };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images." };
+        var sample = new Option<int?>("--sample") { Description = "Evaluate N images drawn at random (without replacement; see --seed)." };
+        var seed = new Option<int>("--seed") { Description = "Random seed of --sample.", DefaultValueFactory = _ => 1 };
         var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels (as for colorize).", DefaultValueFactory = _ => 1_500_000 };
         var saturation = ColorizeCommand.SaturationOption();
-        var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, device, limit, maxPixels, saturation };
+        var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, device, limit, sample, seed, maxPixels, saturation };
         cmd.SetAction(r =>
         {
             string path = r.GetValue(model) ?? (File.Exists(ColorizeCommand.DefaultModelPath) ? ColorizeCommand.DefaultModelPath
@@ -27,7 +29,19 @@ public static class EvalCommand
             var info = ModelFile.ReadInfo(path);
             var classes = Evaluation.ClassNames(info.Metadata);
             var dataset = Dataset.Open(r.GetValue(data)!, classes.Count > 0 ? classes : null);
-            if (r.GetValue(limit) is int n && n < dataset.Count) dataset = dataset.With(dataset.Samples.Take(n).ToList());
+            if (r.GetValue(limit) is int n)
+            {
+                if (n < 1) throw new CliException("--limit must be at least 1.");
+                if (n < dataset.Count) dataset = dataset.With(dataset.Samples.Take(n).ToList());
+            }
+            if (r.GetValue(sample) is int k)
+            {
+                if (k < 1) throw new CliException("--sample must be at least 1.");
+                var rng = new Random(r.GetValue(seed));
+                var shuffled = dataset.Samples.ToArray();
+                rng.Shuffle(shuffled);
+                if (k < shuffled.Length) dataset = dataset.With(shuffled.Take(k).ToList());
+            }
             var dev = CliRunner.OpenDevice(r.GetValue(device));
             using var colorizer = ColorizeCommand.OpenColorizer(path, dev, r.GetValue(maxPixels), r.GetValue(saturation));
             var eval = new Evaluation();

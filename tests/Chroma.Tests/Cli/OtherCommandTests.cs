@@ -213,6 +213,16 @@ public sealed class OtherCommandTests : IDisposable
         Assert.Contains("PSNR", r.Output);
         Assert.Contains("top-1", r.Output);
         Assert.True(File.Exists(Path.Combine(report, "index.html")));
+
+        // a random sample, at saturation 0: the prediction is the gray baseline
+        r = Cli.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--sample", "5", "--seed", "3", "--saturation", "0");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("5 images", r.Output);
+        Assert.Contains("saturation 0", r.Output);
+        Assert.Matches(@"colourfulness\W+0\.0\W+0\.0\W", r.Output);
+        r = Cli.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--sample", "0");
+        Assert.True(r.ExitCode == 2, r.ToString());
+        Assert.Contains("--sample must be at least 1", r.Output);
     }
 
     [Fact]
