@@ -59,6 +59,12 @@ public static class ColorizeCommand
     public static void CheckOptions(int maxPixels, float? saturation)
     {
         if (maxPixels < 64 * 64) throw new CliException($"--max-pixels must be at least {64 * 64}.");
+        CheckSaturation(saturation);
+    }
+
+    /// <summary>Rejects a `--saturation` out of [0, <see cref="ModelFile.MaxSaturation"/>] (NaN included).</summary>
+    public static void CheckSaturation(float? saturation)
+    {
         if (saturation is { } s && !(s >= 0 && s <= ModelFile.MaxSaturation))
             throw new CliException($"--saturation must be between 0 and {ModelFile.MaxSaturation}.");
     }

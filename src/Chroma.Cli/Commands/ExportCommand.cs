@@ -35,8 +35,7 @@ public static class ExportCommand
             throw new CliException($"{output}: the output would replace the input; choose another -o.");
         if (File.Exists(output) && !overwrite)
             throw new CliException($"{output}: already exists (pass --overwrite to replace it).");
-        if (saturation is { } s && !(s >= 0 && s <= ModelFile.MaxSaturation))
-            throw new CliException($"--saturation must be between 0 and {ModelFile.MaxSaturation}.");
+        ColorizeCommand.CheckSaturation(saturation);
         var changes = new Dictionary<string, string>();
         foreach (var entry in sets)
         {
