@@ -43,7 +43,7 @@ public sealed class Evaluation
             progress?.Invoke(++done, data.Count);
         }
         var summary = Summarize(data.HasLabels && colorizer.Network.Config.Classes == data.ClassNames.Count);
-        if (report is not null) WriteReport(report, summary, data);
+        if (report is not null) WriteReport(report, summary, data, colorizer.Saturation);
         return summary;
     }
 
@@ -94,7 +94,7 @@ public sealed class Evaluation
             Mean(r => r.Colourfulness), Mean(r => r.OriginalColourfulness), 0.0, top1, top5, Warnings.Count);
     }
 
-    void WriteReport(string folder, Summary s, Dataset data)
+    void WriteReport(string folder, Summary s, Dataset data, float saturation)
     {
         var inv = CultureInfo.InvariantCulture;
         var html = new StringBuilder();
@@ -104,7 +104,7 @@ public sealed class Evaluation
 th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}img{height:128px}td.l{text-align:left}</style></head><body>
 <h1>Chroma evaluation</h1>
 """);
-        html.Append(CultureInfo.InvariantCulture, $"<p>{s.Images} images from {WebUtility.HtmlEncode(data.Source)}; {s.Skipped} unreadable skipped.</p>\n<table><tr><th></th><th>Chroma</th><th>gray baseline</th><th>original</th></tr>\n");
+        html.Append(CultureInfo.InvariantCulture, $"<p>{s.Images} images from {WebUtility.HtmlEncode(data.Source)}; {s.Skipped} unreadable skipped; saturation {saturation:0.###}.</p>\n<table><tr><th></th><th>Chroma</th><th>gray baseline</th><th>original</th></tr>\n");
         html.Append(inv, $"<tr><td class=l>PSNR (dB)</td><td>{s.Psnr:F2}</td><td>{s.GrayPsnr:F2}</td><td></td></tr>\n");
         html.Append(inv, $"<tr><td class=l>a*b* RMSE</td><td>{s.AbRmse:F2}</td><td>{s.GrayAbRmse:F2}</td><td></td></tr>\n");
         html.Append(inv, $"<tr><td class=l>colourfulness</td><td>{s.Colourfulness:F1}</td><td>{s.GrayColourfulness:F1}</td><td>{s.OriginalColourfulness:F1}</td></tr>\n");

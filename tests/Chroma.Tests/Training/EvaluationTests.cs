@@ -57,6 +57,7 @@ public sealed class EvaluationTests : IDisposable
         Assert.True(s.GrayAbRmse > 5, $"{s.GrayAbRmse}");
 
         string html = File.ReadAllText(Path.Combine(report, "index.html"));
+        Assert.Contains("saturation 1.", html);
         var sources = Regex.Matches(html, "src=\"([^\"]+)\"").Select(m => m.Groups[1].Value).ToList();
         Assert.Equal(3 * 6, sources.Count);
         Assert.Equal(sources.Count, sources.Distinct().Count());
