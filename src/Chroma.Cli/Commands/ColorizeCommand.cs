@@ -26,7 +26,7 @@ public static class ColorizeCommand
         var globalFrom = new Option<string?>("--global-from") { Description = "Take the global features (scene, colour mood) from this image instead." };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace existing output files (inputs are never replaced)." };
-        var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels; bigger photos are processed downscaled (full-resolution lightness is kept).", DefaultValueFactory = _ => 1_500_000 };
+        var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels; bigger photos are processed downscaled (full-resolution lightness is kept).", DefaultValueFactory = _ => Colorizer.DefaultMaxWorkingPixels };
         var saturation = SaturationOption();
         var cmd = new Command("colorize", "Colorize grayscale (or colour) photos.") { inputs, output, model, globalFrom, device, overwrite, maxPixels, saturation };
         cmd.SetAction(r => Run(r.GetValue(inputs)!, r.GetValue(output), r.GetValue(model), r.GetValue(globalFrom), r.GetValue(device), r.GetValue(overwrite), r.GetValue(maxPixels), r.GetValue(saturation)));
@@ -39,22 +39,6 @@ public static class ColorizeCommand
         Description = $"Gain on the predicted colour (a*b*): 1 is the network's own output, 0 gray; default: the model's own (metadata '{ModelFile.SaturationKey}', else 1).",
     };
 
-    /// <summary>Opens the model for colorizing: the saturation is <paramref name="saturation"/>, else the file's own.</summary>
-    public static Colorizer OpenColorizer(string modelPath, Device device, int maxPixels, float? saturation)
-    {
-        CheckOptions(maxPixels, saturation);
-        var network = ModelFile.Load(modelPath, device, out var metadata);
-        try
-        {
-            return new Colorizer(network, ownsDevice: device is not CpuDevice)
-            {
-                MaxWorkingPixels = maxPixels,
-                Saturation = saturation ?? ModelFile.SaturationFromMetadata(metadata, modelPath),
-            };
-        }
-        catch { network.Dispose(); throw; }
-    }
-
     /// <summary>Rejects `--max-pixels` and `--saturation` values out of range (before anything is opened or created).</summary>
     public static void CheckOptions(int maxPixels, float? saturation)
     {
@@ -65,7 +49,7 @@ public static class ColorizeCommand
     /// <summary>Rejects a `--saturation` out of [0, <see cref="ModelFile.MaxSaturation"/>] (NaN included).</summary>
     public static void CheckSaturation(float? saturation)
     {
-        if (saturation is { } s && !(s >= 0 && s <= ModelFile.MaxSaturation))
+        if (saturation is { } s && !ModelFile.IsValidSaturation(s))
             throw new CliException($"--saturation must be between 0 and {ModelFile.MaxSaturation}.");
     }
 
@@ -78,7 +62,7 @@ public static class ColorizeCommand
         var jobs = PlanOutputs(ExpandInputs(inputs), output);
 
         var device = CliRunner.OpenDevice(deviceName);
-        using var colorizer = OpenColorizer(modelPath, device, maxPixels, saturation);
+        using var colorizer = Colorizer.Load(modelPath, device, ownsDevice: true, saturation, maxPixels);
         LoadedImage? global = globalFrom is null ? null : ImageFile.Load(globalFrom);
 
         var failures = new List<string>();

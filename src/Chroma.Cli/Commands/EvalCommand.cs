@@ -18,7 +18,7 @@ public static class EvalCommand
         var limit = new Option<int?>("--limit") { Description = "Evaluate only the first N images." };
         var sample = new Option<int?>("--sample") { Description = "Evaluate N images drawn at random (without replacement; see --seed)." };
         var seed = new Option<int>("--seed") { Description = "Random seed of --sample.", DefaultValueFactory = _ => 1 };
-        var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels (as for colorize).", DefaultValueFactory = _ => 1_500_000 };
+        var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels (as for colorize).", DefaultValueFactory = _ => Colorizer.DefaultMaxWorkingPixels };
         var saturation = ColorizeCommand.SaturationOption();
         var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, device, limit, sample, seed, maxPixels, saturation };
         cmd.SetAction(r =>
@@ -26,24 +26,20 @@ public static class EvalCommand
             string path = r.GetValue(model) ?? (File.Exists(ColorizeCommand.DefaultModelPath) ? ColorizeCommand.DefaultModelPath
                 : throw new CliException($"no default model is installed (looked for {ColorizeCommand.DefaultModelPath}); pass --model FILE."));
             ColorizeCommand.CheckOptions(r.GetValue(maxPixels), r.GetValue(saturation));
-            var info = ModelFile.ReadInfo(path);
-            var classes = Evaluation.ClassNames(info.Metadata);
+            if (r.GetValue(limit) is < 1) throw new CliException("--limit must be at least 1.");
+            if (r.GetValue(sample) is < 1) throw new CliException("--sample must be at least 1.");
+            var dev = CliRunner.OpenDevice(r.GetValue(device));
+            using var colorizer = Colorizer.Load(path, dev, ownsDevice: true, r.GetValue(saturation), r.GetValue(maxPixels));
+            var classes = Evaluation.ClassNames(colorizer.Metadata);
             var dataset = Dataset.Open(r.GetValue(data)!, classes.Count > 0 ? classes : null);
-            if (r.GetValue(limit) is int n)
-            {
-                if (n < 1) throw new CliException("--limit must be at least 1.");
-                if (n < dataset.Count) dataset = dataset.With(dataset.Samples.Take(n).ToList());
-            }
+            if (r.GetValue(limit) is int n && n < dataset.Count) dataset = dataset.With(dataset.Samples.Take(n).ToList());
             if (r.GetValue(sample) is int k)
             {
-                if (k < 1) throw new CliException("--sample must be at least 1.");
                 var rng = new Random(r.GetValue(seed));
                 var shuffled = dataset.Samples.ToArray();
                 rng.Shuffle(shuffled);
                 if (k < shuffled.Length) dataset = dataset.With(shuffled.Take(k).ToList());
             }
-            var dev = CliRunner.OpenDevice(r.GetValue(device));
-            using var colorizer = ColorizeCommand.OpenColorizer(path, dev, r.GetValue(maxPixels), r.GetValue(saturation));
             var eval = new Evaluation();
             Evaluation.Summary s = null!;
             AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())

@@ -42,25 +42,44 @@ public sealed class Colorizer : IDisposable
 
     /// <summary>
     /// Loads a model file onto <paramref name="device"/> (default: <see cref="Device.Open"/> with auto
-    /// selection); <see cref="Saturation"/> is the file's own (metadata <c>saturation</c>, else 1).
+    /// selection, owned by the colorizer); <see cref="Saturation"/> is the file's own (metadata
+    /// <c>saturation</c>, else 1).
     /// </summary>
-    public static Colorizer Load(string modelPath, Device? device = null)
+    public static Colorizer Load(string modelPath, Device? device = null) =>
+        device is null ? Load(modelPath, Device.Open(), ownsDevice: true) : Load(modelPath, device, ownsDevice: false);
+
+    /// <summary>
+    /// Loads a model file onto <paramref name="device"/>, which the colorizer disposes when it is
+    /// disposed (or when loading fails) if <paramref name="ownsDevice"/> and it is not the CPU device.
+    /// <paramref name="saturation"/> replaces the file's own.
+    /// </summary>
+    public static Colorizer Load(string modelPath, Device device, bool ownsDevice, float? saturation = null, int maxWorkingPixels = DefaultMaxWorkingPixels)
     {
-        bool owns = device is null;
-        device ??= Device.Open();
+        ownsDevice &= device is not CpuDevice;
         ColorizationNetwork? network = null;
         try
         {
             network = ModelFile.Load(modelPath, device, out var metadata);
-            return new Colorizer(network, owns && device is not CpuDevice) { Saturation = ModelFile.SaturationFromMetadata(metadata, modelPath) };
+            return new Colorizer(network, ownsDevice)
+            {
+                Metadata = metadata,
+                Saturation = saturation ?? ModelFile.SaturationFromMetadata(metadata, modelPath),
+                MaxWorkingPixels = maxWorkingPixels,
+            };
         }
         catch
         {
             network?.Dispose();
-            if (owns && device is not CpuDevice) device.Dispose();
+            if (ownsDevice) device.Dispose();
             throw;
         }
     }
+
+    /// <summary>The model file's metadata (class names, training facts); empty for a network made in code.</summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Default of <see cref="MaxWorkingPixels"/>.</summary>
+    public const int DefaultMaxWorkingPixels = 1_500_000;
 
     public ColorizationNetwork Network { get; }
 
@@ -70,7 +89,7 @@ public sealed class Colorizer : IDisposable
     /// memory: `chroma colorize` on a 6000x4000 photo peaked at 3.4 GB resident at width 1.0 and
     /// 2.0 GB at width 0.25 (CPU path, default 1.5 megapixels).
     /// </summary>
-    public int MaxWorkingPixels { get; init; } = 1_500_000;
+    public int MaxWorkingPixels { get; init; } = DefaultMaxWorkingPixels;
 
     /// <summary>
     /// Gain on the predicted a*b* (chroma scaled, hue kept); 1 is the network's own output, as in the
@@ -82,7 +101,7 @@ public sealed class Colorizer : IDisposable
     public float Saturation
     {
         get;
-        init => field = float.IsFinite(value) && value >= 0 && value <= ModelFile.MaxSaturation ? value
+        init => field = ModelFile.IsValidSaturation(value) ? value
             : throw new ArgumentOutOfRangeException(nameof(Saturation), value, $"saturation must be between 0 and {ModelFile.MaxSaturation}");
     } = 1f;
 

@@ -19,6 +19,9 @@ public static class ModelFile
     /// <summary>Largest accepted <see cref="SaturationKey"/> value (and `--saturation`).</summary>
     public const float MaxSaturation = 4f;
 
+    /// <summary>Whether <paramref name="s"/> is an accepted saturation: 0 to <see cref="MaxSaturation"/> (NaN is not).</summary>
+    public static bool IsValidSaturation(double s) => s >= 0 && s <= MaxSaturation;
+
     /// <summary>Configuration and metadata of a model file, read without building the network.</summary>
     public sealed record Info(ColorizerConfig Config, IReadOnlyDictionary<string, string> Metadata, long ParameterCount, int TensorCount);
 
@@ -85,7 +88,7 @@ public static class ModelFile
     {
         if (!meta.TryGetValue(SaturationKey, out var text)) return 1f;
         double s = ParseDouble(file, SaturationKey, text);
-        if (!(s >= 0 && s <= MaxSaturation))
+        if (!IsValidSaturation(s))
             throw new ModelFileException(file, $"metadata '{SaturationKey}' is {text}; it must be between 0 and {MaxSaturation}");
         return (float)s;
     }
