@@ -22,8 +22,14 @@ public static partial class Conv2d
     /// <summary>Below this many floats of work a loop runs on the calling thread.</summary>
     const int ParallelThreshold = 1 << 15;
 
-    static void ForwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y)
+    static void ForwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y, CpuAlgorithm algorithm, Gemm.CpuKernel kernel = Gemm.CpuKernel.Auto)
     {
+        if (algorithm == CpuAlgorithm.Winograd4x4)
+        {
+            WinogradCpu(s.N, s.Cin, s.H, s.W, s.Cout, s.Pad, x.HostArray, x.Offset, w.HostArray, w.Offset, rotate: false,
+                b?.HostArray, b?.Offset ?? 0, y.HostArray, y.Offset, accumulate: false, relu: false, kernel);
+            return;
+        }
         var (images, rows) = s.IsPointwise && s.HoWo >= CpuMinColumns ? (1, s.Ho) : PlanChunks(s, CpuColumnBudget, CpuMinColumns);
         float[] xa = x.HostArray, wa = w.HostArray, ya = y.HostArray;
         float[]? ba = b?.HostArray;
@@ -73,8 +79,16 @@ public static partial class Conv2d
         }
     }
 
-    static void BackwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db)
+    static void BackwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db, CpuAlgorithm algorithm, Gemm.CpuKernel kernel = Gemm.CpuKernel.Auto)
     {
+        if (algorithm == CpuAlgorithm.Winograd4x4 && dx is not null)
+        {
+            // dW by im2col + GEMM below; dx += conv(dy, rotated w^T) with padding 2 - pad, by Winograd.
+            BackwardCpu(s, x, w, dy, null, dw, db, CpuAlgorithm.Im2colGemm);
+            WinogradCpu(s.N, s.Cout, s.Ho, s.Wo, s.Cin, 2 - s.Pad, dy.HostArray, dy.Offset, w.HostArray, w.Offset, rotate: true,
+                null, 0, dx.HostArray, dx.Offset, accumulate: true, relu: false, kernel);
+            return;
+        }
         if (db is not null) BiasGradientCpu(s, dy, db);
         var (images, rows) = s.IsPointwise && s.HoWo >= CpuMinColumns ? (1, s.Ho) : PlanChunks(s, CpuColumnBudget, CpuMinColumns);
         float[] xa = x.HostArray, wa = w.HostArray, dya = dy.HostArray, dwa = dw.HostArray;

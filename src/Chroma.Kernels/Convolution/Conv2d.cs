@@ -47,7 +47,12 @@ public static partial class Conv2d
     /// <param name="w">Weights [Cout, Cin, K, K].</param>
     /// <param name="b">Bias [Cout], or null.</param>
     /// <param name="y">Output [N, Cout, Ho, Wo], Ho and Wo from <see cref="OutputSize"/>.</param>
-    public static void Forward(Tensor x, Tensor w, Tensor? b, Tensor y, int stride, int padding)
+    public static void Forward(Tensor x, Tensor w, Tensor? b, Tensor y, int stride, int padding) =>
+        Forward(x, w, b, y, stride, padding, algorithm: null);
+
+    /// <summary><see cref="Forward(Tensor, Tensor, Tensor?, Tensor, int, int)"/> with the CPU algorithm forced (tests; null: <see cref="ChooseCpuAlgorithm"/>).</summary>
+    internal static void Forward(Tensor x, Tensor w, Tensor? b, Tensor y, int stride, int padding, CpuAlgorithm? algorithm,
+        Gemm.CpuKernel kernel = Gemm.CpuKernel.Auto)
     {
         const string op = "Conv2d.Forward";
         Check.SameDevice(op, x, w, b, y);
@@ -56,7 +61,7 @@ public static partial class Conv2d
         Check.Shape(op, "output y", y, s.N, s.Cout, s.Ho, s.Wo);
         if (y.Length == 0) return;
         if (x.Device is GpuDevice gpu) ForwardGpu(gpu, s, x, w, b, y);
-        else ForwardCpu(s, x, w, b, y);
+        else ForwardCpu(s, x, w, b, y, CheckAlgorithm(s, algorithm), kernel);
     }
 
     /// <summary>
@@ -69,7 +74,12 @@ public static partial class Conv2d
     /// <param name="dx">Input gradient [N, Cin, H, W], or null.</param>
     /// <param name="dw">Weight gradient [Cout, Cin, K, K].</param>
     /// <param name="db">Bias gradient [Cout], or null.</param>
-    public static void Backward(Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db, int stride, int padding)
+    public static void Backward(Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db, int stride, int padding) =>
+        Backward(x, w, dy, dx, dw, db, stride, padding, algorithm: null);
+
+    /// <summary><see cref="Backward(Tensor, Tensor, Tensor, Tensor?, Tensor, Tensor?, int, int)"/> with the CPU algorithm of the input gradient forced (tests).</summary>
+    internal static void Backward(Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db, int stride, int padding, CpuAlgorithm? algorithm,
+        Gemm.CpuKernel kernel = Gemm.CpuKernel.Auto)
     {
         const string op = "Conv2d.Backward";
         Check.SameDevice(op, x, w, dy, dx, dw, db);
@@ -80,7 +90,15 @@ public static partial class Conv2d
         if (db is not null) Check.Shape(op, "bias gradient db", db, s.Cout);
         if (dy.Length == 0) return;
         if (x.Device is GpuDevice gpu) BackwardGpu(gpu, s, x, w, dy, dx, dw, db);
-        else BackwardCpu(s, x, w, dy, dx, dw, db);
+        else BackwardCpu(s, x, w, dy, dx, dw, db, CheckAlgorithm(s, algorithm), kernel);
+    }
+
+    static CpuAlgorithm CheckAlgorithm(in ConvArgs s, CpuAlgorithm? forced)
+    {
+        if (forced is not { } a) return ChooseCpuAlgorithm(s);
+        if (a == CpuAlgorithm.Winograd4x4 && !(s.K == 3 && s.Stride == 1 && s.Pad <= 2))
+            throw new ArgumentException($"Conv2d: Winograd needs a 3x3 kernel, stride 1 and padding 0..2, got {s.K}x{s.K}, stride {s.Stride}, padding {s.Pad}.");
+        return a;
     }
 
     /// <summary>Checks x and w against each other and derives every size of the convolution.</summary>

@@ -39,7 +39,7 @@ public static partial class Gemm
     /// <summary>Micro-kernel widths of the CPU path; <see cref="Auto"/> takes the widest the hardware accelerates.</summary>
     internal enum CpuKernel { Auto, Scalar, Vector128, Vector256, Vector512 }
 
-    const int Mr = 6;          // rows of the micro-tile (broadcasts of A)
+    internal const int Mr = 6; // rows of the micro-tile (broadcasts of A)
     const int McMax = 144;     // rows of an A block (multiple of Mr)
     const int NcMax = 4096;    // columns of a B block (multiple of every Nr)
 
@@ -87,7 +87,7 @@ public static partial class Gemm
         _ => true,
     };
 
-    static CpuKernel Widest() =>
+    internal static CpuKernel Widest() =>
         Vector512.IsHardwareAccelerated ? CpuKernel.Vector512 :
         Vector256.IsHardwareAccelerated ? CpuKernel.Vector256 :
         Vector128.IsHardwareAccelerated ? CpuKernel.Vector128 : CpuKernel.Scalar;
@@ -535,7 +535,7 @@ public static partial class Gemm
     // Rows [0, rows) of C[6, NR] = alpha * (A panel [6, kc] * B panel [kc, NR]) + beta * C
     // (rows <= 6: a short last tile is computed in full and stored in part); beta == 0 never reads C.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    static unsafe void MicroKernel<TOps, TVec>(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, int rows)
+    internal static unsafe void MicroKernel<TOps, TVec>(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta, int rows)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int w = TOps.Count;
@@ -601,6 +601,10 @@ public static partial class Gemm
         /// <summary>All lanes set to *p.</summary>
         static abstract TVec Broadcast(float* p);
         static abstract TVec Multiply(TVec x, TVec y);
+        static abstract TVec Add(TVec x, TVec y);
+        static abstract TVec Subtract(TVec x, TVec y);
+        /// <summary>Lane-wise max(x, 0).</summary>
+        static abstract TVec Relu(TVec x);
         /// <summary>x * y + z, fused where the hardware has FMA.</summary>
         static abstract TVec MultiplyAdd(TVec x, TVec y, TVec z);
     }
@@ -613,6 +617,9 @@ public static partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector512<float> v) => v.Store(p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Broadcast(float* p) => Vector512.Create(*p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Multiply(Vector512<float> x, Vector512<float> y) => x * y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> x, Vector512<float> y) => x + y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> x, Vector512<float> y) => x - y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Relu(Vector512<float> x) => Vector512.Max(x, Vector512<float>.Zero);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MultiplyAdd(Vector512<float> x, Vector512<float> y, Vector512<float> z) => Vector512.MultiplyAddEstimate(x, y, z);
     }
 
@@ -624,6 +631,9 @@ public static partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector256<float> v) => v.Store(p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Broadcast(float* p) => Vector256.Create(*p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Multiply(Vector256<float> x, Vector256<float> y) => x * y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> x, Vector256<float> y) => x + y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> x, Vector256<float> y) => x - y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Relu(Vector256<float> x) => Vector256.Max(x, Vector256<float>.Zero);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAdd(Vector256<float> x, Vector256<float> y, Vector256<float> z) => Vector256.MultiplyAddEstimate(x, y, z);
     }
 
@@ -635,6 +645,9 @@ public static partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, Vector128<float> v) => v.Store(p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Broadcast(float* p) => Vector128.Create(*p);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Multiply(Vector128<float> x, Vector128<float> y) => x * y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> x, Vector128<float> y) => x + y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Subtract(Vector128<float> x, Vector128<float> y) => x - y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Relu(Vector128<float> x) => Vector128.Max(x, Vector128<float>.Zero);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> MultiplyAdd(Vector128<float> x, Vector128<float> y, Vector128<float> z) => Vector128.MultiplyAddEstimate(x, y, z);
     }
 
@@ -646,6 +659,9 @@ public static partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static void Store(float* p, float v) => *p = v;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Broadcast(float* p) => *p;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Multiply(float x, float y) => x * y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float x, float y) => x + y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Subtract(float x, float y) => x - y;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Relu(float x) => x > 0f ? x : 0f;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MultiplyAdd(float x, float y, float z) => x * y + z;
     }
 
@@ -654,7 +670,7 @@ public static partial class Gemm
     /// and kept, so a steady stream of products allocates nothing. A thread that re-enters while
     /// its buffer is leased gets a temporary one.
     /// </summary>
-    sealed unsafe class Workspace
+    internal sealed unsafe class Workspace
     {
         [ThreadStatic] internal static Workspace? ForA;
         [ThreadStatic] internal static Workspace? ForB;

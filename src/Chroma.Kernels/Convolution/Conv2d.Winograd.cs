@@ -1,0 +1,420 @@
+using System.Runtime.CompilerServices;
+using static Chroma.Kernels.Gemm;
+
+namespace Chroma.Kernels;
+
+// CPU path, 3x3 stride-1 convolutions: Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks", 2016), with the tiles of a chunk batched into
+// 36 matrix products over channels (the NNPACK / oneDNN arrangement):
+//
+//   d  [6x6]  input patch of a 4x4 output tile (stride 4, overlapping by 2)
+//   V = B^T d B,   U = G g G^T  (g the 3x3 filter),   Y = A^T (U (.) V) A  [4x4 output tile]
+//
+//   for each of the 36 points xi of the 6x6 transform domain:
+//     M[xi] [Cout, tiles] = U[xi] [Cout, Cin] * V[xi] [Cin, tiles]
+//
+// 36 multiplies per 16 outputs instead of 144: 4x fewer multiply-adds than im2col + GEMM, and no
+// column buffer. The transforms are written straight into the packed panel layouts of the GEMM's
+// micro-kernel (U as MR-tall A panels, V as NR-wide B panels, lanes = tiles), so nothing is
+// repacked and the products run on Gemm.MicroKernel at full speed however small Cin is. U is built
+// once per call (the weights of one training step), V and M per chunk of tiles.
+//
+// The input gradient of a 3x3 stride-1 convolution is the same computation on dy with the filters
+// rotated by 180 degrees and Cin/Cout swapped (padding 2 - pad), accumulated into dx.
+//
+// Transform matrices (interpolation points 0, 1, -1, 2, -2, infinity):
+//   B^T = [ 4  0 -5  0  1  0 ]    G = [  1/4     0     0  ]    A^T = [ 1  1  1  1  1  0 ]
+//         [ 0 -4 -4  1  1  0 ]        [ -1/6  -1/6  -1/6  ]          [ 0  1 -1  2 -2  0 ]
+//         [ 0  4 -4 -1  1  0 ]        [ -1/6   1/6  -1/6  ]          [ 0  1  1  4  4  0 ]
+//         [ 0 -2 -1  2  1  0 ]        [ 1/24  1/12   1/6  ]          [ 0  1 -1  8 -8  1 ]
+//         [ 0  2 -1 -2  1  0 ]        [ 1/24 -1/12   1/6  ]
+//         [ 0  4  0 -5  0  1 ]        [   0     0     1   ]
+public static partial class Conv2d
+{
+    /// <summary>How the CPU path computes a convolution.</summary>
+    internal enum CpuAlgorithm
+    {
+        /// <summary>Column buffer (im2col) and one matrix product per chunk: any kernel, stride, padding.</summary>
+        Im2colGemm,
+        /// <summary>Winograd F(4x4, 3x3): 3x3 kernels, stride 1, padding 0..2.</summary>
+        Winograd4x4,
+    }
+
+    const int WinoTile = 4, WinoPatch = 6, WinoPoints = WinoPatch * WinoPatch;
+
+    /// <summary>Fewest output tiles (over the batch) for which Winograd is chosen; see <see cref="ChooseCpuAlgorithm"/>.</summary>
+    internal const int WinogradMinTiles = 16;
+
+    /// <summary>Floats the Winograd path keeps for one chunk's V and M (16 MB): sized to stay in the last-level cache.</summary>
+    internal static long WinogradChunkBudget = 1 << 22;
+
+    /// <summary>
+    /// The algorithm for a convolution of this shape on the CPU path. Winograd F(4x4, 3x3) for every
+    /// 3x3 stride-1 layer with at least <see cref="WinogradMinTiles"/> output tiles; im2col + GEMM
+    /// for the rest (the stride-2 downsampling layers, the 1x1 fusion, tiny maps).
+    /// </summary>
+    internal static CpuAlgorithm ChooseCpuAlgorithm(in ConvArgs s) =>
+        s.K == 3 && s.Stride == 1 && s.Pad <= 2 && (long)s.N * WinoTiles(s.Ho) * WinoTiles(s.Wo) >= WinogradMinTiles
+            ? CpuAlgorithm.Winograd4x4 : CpuAlgorithm.Im2colGemm;
+
+    static int WinoTiles(int outputSize) => (outputSize + WinoTile - 1) / WinoTile;
+
+    /// <summary>
+    /// One Winograd convolution: out (+)= conv3x3(input, filters) (+ bias) (then ReLU).
+    /// <code>
+    /// input [N, Cin, H, W]   out [N, Cout, H + 2 pad - 2, W + 2 pad - 2]
+    /// filters: w [Cout, Cin, 3, 3] as stored (forward), or, with rotate, w [Cin', Cout', 3, 3] read as
+    ///          w'[o, c, u, v] = w[c, o, 2 - u, 2 - v] (input gradient: Cout = Cin' and Cin = Cout')
+    /// </code>
+    /// </summary>
+    static void WinogradCpu(int n, int cin, int h, int w, int cout, int pad,
+        float[] input, int inputOffset, float[] filters, int filterOffset, bool rotate,
+        float[]? bias, int biasOffset, float[] output, int outputOffset, bool accumulate, bool relu, CpuKernel kernel = CpuKernel.Auto)
+    {
+        var p = new WinoProblem(n, cin, h, w, cout, pad, input, inputOffset, filters, filterOffset, rotate,
+            bias, biasOffset, output, outputOffset, accumulate, relu);
+        if (kernel == CpuKernel.Auto) kernel = Widest();
+        else if (!IsAccelerated(kernel)) throw new PlatformNotSupportedException($"Conv2d: {kernel} is not accelerated on this machine.");
+        switch (kernel)
+        {
+            case CpuKernel.Vector512: Winograd<Vector512Ops, System.Runtime.Intrinsics.Vector512<float>>(p); break;
+            case CpuKernel.Vector256: Winograd<Vector256Ops, System.Runtime.Intrinsics.Vector256<float>>(p); break;
+            case CpuKernel.Vector128: Winograd<Vector128Ops, System.Runtime.Intrinsics.Vector128<float>>(p); break;
+            default: Winograd<ScalarOps, float>(p); break;
+        }
+    }
+
+    readonly record struct WinoProblem(int N, int Cin, int H, int W, int Cout, int Pad,
+        float[] Input, int InputOffset, float[] Filters, int FilterOffset, bool Rotate,
+        float[]? Bias, int BiasOffset, float[] Output, int OutputOffset, bool Accumulate, bool Relu)
+    {
+        public int Ho => H + 2 * Pad - 2;
+        public int Wo => W + 2 * Pad - 2;
+        public int TilesH => WinoTiles(Ho);
+        public int TilesW => WinoTiles(Wo);
+        public int TilesPerImage => TilesH * TilesW;
+        public long Tiles => (long)N * TilesPerImage;
+        /// <summary>Output channels rounded up to whole micro-tiles (the padding rows of U are zero).</summary>
+        public int Cout6 => (Cout + Mr - 1) / Mr * Mr;
+    }
+
+    /// <summary>Depth of one k block of the products (the B panel [KC, NR] stays in L1).</summary>
+    const int WinoKc = 256;
+
+    [ThreadStatic] static Workspace? _winoU, _winoV, _winoM;
+
+    static unsafe void Winograd<TOps, TVec>(WinoProblem p)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int nr = 2 * TOps.Count, cout6 = p.Cout6, oPanels = cout6 / Mr;
+        // Tiles per chunk: V [36, Cin, T] and M [36, Cout6, T] within the budget, whole NR panels.
+        long perTile = (long)WinoPoints * (p.Cin + cout6);
+        int chunkPanels = (int)Math.Clamp(WinogradChunkBudget / (perTile * nr), 1, (p.Tiles + nr - 1) / nr);
+        int chunkTiles = chunkPanels * nr;
+
+        using var uLease = Workspace.Take(ref _winoU, WinoPoints * cout6 * p.Cin);
+        using var vLease = Workspace.Take(ref _winoV, WinoPoints * chunkTiles * p.Cin);
+        using var mLease = Workspace.Take(ref _winoM, WinoPoints * cout6 * chunkTiles);
+        nint u = (nint)uLease.Pointer, v = (nint)vLease.Pointer, m = (nint)mLease.Pointer;
+
+        TransformFilters(p, (float*)u);
+        for (long t0 = 0; t0 < p.Tiles; t0 += chunkTiles)
+        {
+            int panels = (int)Math.Min(chunkPanels, (p.Tiles - t0 + nr - 1) / nr);
+            TransformInput<TOps, TVec>(p, t0, panels, (float*)v);
+            MultiplyPoints<TOps, TVec>(p, panels, (float*)u, (float*)v, (float*)m);
+            TransformOutput<TOps, TVec>(p, t0, panels, (float*)m);
+        }
+    }
+
+    // Packed layouts (kb: k block of WinoKc channels starting at c0, kcb channels long):
+    //   U [36][Cout6 * Cin]: per point, per k block (at c0 * Cout6), per MR-row panel op (at op * MR * kcb): [kcb][MR]
+    //   V [36][T * Cin]:     per point, per k block (at c0 * T),     per NR-tile panel q (at q * NR * kcb):  [kcb][NR]
+    //   M [36][Cout6, T]:    row-major, leading dimension T (the chunk's tiles, whole panels)
+
+    /// <summary>U = G g G^T for every (output, input) channel pair, into MR-tall A panels; rows past Cout are zero.</summary>
+    static unsafe void TransformFilters(WinoProblem p, float* u)
+    {
+        int cin = p.Cin, cout6 = p.Cout6;
+        long pointStride = (long)cout6 * cin;
+        nint uBase = (nint)u;
+        For(cout6, 162L * cin, o =>
+        {
+            float* ub = (float*)uBase;
+            Span<float> g = stackalloc float[9];
+            Span<float> gg = stackalloc float[18];   // G g [6][3]
+            int op = o / Mr, r = o % Mr;
+            for (int c = 0; c < cin; c++)
+            {
+                int c0 = c / WinoKc * WinoKc, kcb = Math.Min(WinoKc, cin - c0);
+                float* dst = ub + (long)c0 * cout6 + (long)op * Mr * kcb + (long)(c - c0) * Mr + r;
+                if (o >= p.Cout)
+                {
+                    for (int xi = 0; xi < WinoPoints; xi++) dst[xi * pointStride] = 0f;
+                    continue;
+                }
+                for (int a = 0; a < 3; a++)
+                    for (int b = 0; b < 3; b++)
+                        g[a * 3 + b] = p.Rotate
+                            ? p.Filters[p.FilterOffset + ((c * p.Cout + o) * 3 + (2 - a)) * 3 + (2 - b)]
+                            : p.Filters[p.FilterOffset + ((o * cin + c) * 3 + a) * 3 + b];
+                // G g: rows of G applied down each column of g.
+                for (int b = 0; b < 3; b++)
+                {
+                    float g0 = g[b], g1 = g[3 + b], g2 = g[6 + b];
+                    gg[0 * 3 + b] = g0 * 0.25f;
+                    gg[1 * 3 + b] = -(g0 + g1 + g2) / 6f;
+                    gg[2 * 3 + b] = -(g0 - g1 + g2) / 6f;
+                    gg[3 * 3 + b] = g0 / 24f + g1 / 12f + g2 / 6f;
+                    gg[4 * 3 + b] = g0 / 24f - g1 / 12f + g2 / 6f;
+                    gg[5 * 3 + b] = g2;
+                }
+                // (G g) G^T: the same rows along each row of G g.
+                for (int a = 0; a < WinoPatch; a++)
+                {
+                    float g0 = gg[a * 3], g1 = gg[a * 3 + 1], g2 = gg[a * 3 + 2];
+                    float* row = dst + a * WinoPatch * pointStride;
+                    row[0] = g0 * 0.25f;
+                    row[pointStride] = -(g0 + g1 + g2) / 6f;
+                    row[2 * pointStride] = -(g0 - g1 + g2) / 6f;
+                    row[3 * pointStride] = g0 / 24f + g1 / 12f + g2 / 6f;
+                    row[4 * pointStride] = g0 / 24f - g1 / 12f + g2 / 6f;
+                    row[5 * pointStride] = g2;
+                }
+            }
+        });
+    }
+
+    /// <summary>
+    /// V = B^T d B for the tiles [t0, t0 + panels*NR) of the batch and every input channel, into NR-wide
+    /// B panels (lane = tile). One task per (tile panel, channel): the NR patches are gathered into a
+    /// [36][NR] block (zeros outside the image and past the last tile), then transformed NR lanes at a time.
+    /// </summary>
+    static unsafe void TransformInput<TOps, TVec>(WinoProblem p, long t0, int panels, float* v)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int nr = 2 * TOps.Count, cin = p.Cin;
+        long chunkTiles = (long)panels * nr, pointStride = chunkTiles * cin;
+        nint vBase = (nint)v;
+        For(panels * cin, 36L * 8 * nr, task =>
+        {
+            int q = task / cin, c = task % cin;
+            float* d = stackalloc float[WinoPoints * 2 * 16];
+            GatherPatches(p, t0 + (long)q * nr, nr, c, d);
+            int c0 = c / WinoKc * WinoKc, kcb = Math.Min(WinoKc, cin - c0);
+            float* dst = (float*)vBase + c0 * chunkTiles + (long)q * nr * kcb + (long)(c - c0) * nr;
+            InputTransform<TOps, TVec>(d, nr, dst, (nint)pointStride);
+        });
+    }
+
+    /// <summary>
+    /// d[r*6 + j][lane] = input[image, c, 4 ty - pad + r, 4 tx - pad + j] for the lanes' tiles (0 outside
+    /// the image and past the last tile). Lanes are walked in runs of tiles that share a tile row: the
+    /// run's six input rows are read front to back.
+    /// </summary>
+    static unsafe void GatherPatches(in WinoProblem p, long firstTile, int lanes, int c, float* d)
+    {
+        int h = p.H, w = p.W, tpi = p.TilesPerImage, tw = p.TilesW;
+        long tiles = p.Tiles;
+        int img = (int)(Math.Min(firstTile, tiles - 1) / tpi), rem = (int)(firstTile % tpi), ty = rem / tw, tx = rem % tw;
+        fixed (float* xBase = p.Input)
+        {
+            int lane = 0;
+            while (lane < lanes && firstTile + lane < tiles)
+            {
+                int run = (int)Math.Min(Math.Min(lanes - lane, tw - tx), tiles - firstTile - lane);
+                int iy0 = ty * WinoTile - p.Pad, ix0 = tx * WinoTile - p.Pad;
+                int span = WinoTile * run + 2;   // input columns the run reads
+                float* plane = xBase + p.InputOffset + ((long)img * p.Cin + c) * h * w;
+                bool inside = ix0 >= 0 && ix0 + span <= w;
+                for (int r = 0; r < WinoPatch; r++)
+                {
+                    int iy = iy0 + r;
+                    float* dr = d + r * WinoPatch * lanes + lane;
+                    if (iy < 0 || iy >= h)
+                    {
+                        for (int j = 0; j < WinoPatch; j++) new Span<float>(dr + j * lanes, run).Clear();
+                        continue;
+                    }
+                    float* src = plane + (long)iy * w + ix0;
+                    if (inside)
+                        for (int l = 0; l < run; l++)
+                        {
+                            float* s = src + WinoTile * l;
+                            dr[l] = s[0]; dr[lanes + l] = s[1]; dr[2 * lanes + l] = s[2];
+                            dr[3 * lanes + l] = s[3]; dr[4 * lanes + l] = s[4]; dr[5 * lanes + l] = s[5];
+                        }
+                    else
+                        for (int l = 0; l < run; l++)
+                            for (int j = 0; j < WinoPatch; j++)
+                            {
+                                int ix = ix0 + WinoTile * l + j;
+                                dr[j * lanes + l] = ix >= 0 && ix < w ? src[WinoTile * l + j] : 0f;
+                            }
+                }
+                lane += run;
+                tx += run;
+                if (tx == tw) { tx = 0; if (++ty == p.TilesH) { ty = 0; img++; } }
+            }
+            // Lanes past the last tile.
+            for (; lane < lanes; lane++)
+                for (int k = 0; k < WinoPoints; k++) d[k * lanes + lane] = 0f;
+        }
+    }
+
+    /// <summary>V[r*6 + l] = (B^T d B)[r, l] over NR lanes: d [36][NR] contiguous, V rows <paramref name="pointStride"/> apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void InputTransform<TOps, TVec>(float* d, int nr, float* v, nint pointStride)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        float* t = stackalloc float[WinoPoints * 2 * 16];
+        int w = TOps.Count;
+        nint row = WinoPatch * nr;
+        for (int half = 0; half < nr; half += w)
+        {
+            // Columns: t[k][j] = sum_r B^T[k, r] d[r][j].
+            for (int j = 0; j < WinoPatch; j++)
+                BtRows<TOps, TVec>(d + j * nr + half, row, t + j * nr + half, row);
+            // Rows: V[k][l] = sum_j t[k][j] B[j, l].
+            for (int k = 0; k < WinoPatch; k++)
+                BtRows<TOps, TVec>(t + k * row + half, nr, v + k * WinoPatch * pointStride + half, pointStride);
+        }
+    }
+
+    /// <summary>out[k * os] = sum_r B^T[k, r] in[r * istride] for six vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void BtRows<TOps, TVec>(float* src, nint istride, float* dst, nint ostride)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        float fourF = 4f, fiveF = 5f, twoF = 2f;
+        TVec four = TOps.Broadcast(&fourF), five = TOps.Broadcast(&fiveF), two = TOps.Broadcast(&twoF);
+        TVec d0 = TOps.Load(src), d1 = TOps.Load(src + istride), d2 = TOps.Load(src + 2 * istride);
+        TVec d3 = TOps.Load(src + 3 * istride), d4 = TOps.Load(src + 4 * istride), d5 = TOps.Load(src + 5 * istride);
+        // t0 = 4 d0 - 5 d2 + d4;  t5 = 4 d1 - 5 d3 + d5
+        TOps.Store(dst, TOps.Subtract(TOps.MultiplyAdd(four, d0, d4), TOps.Multiply(five, d2)));
+        TOps.Store(dst + 5 * ostride, TOps.Subtract(TOps.MultiplyAdd(four, d1, d5), TOps.Multiply(five, d3)));
+        // t1,2 = -+4 (d1 + d2) ... : t1 = (d3 + d4) - 4 (d1 + d2), t2 = (d4 - d3) + 4 (d1 - d2)
+        TVec s12 = TOps.Add(d1, d2), s34 = TOps.Add(d3, d4);
+        TOps.Store(dst + ostride, TOps.Subtract(s34, TOps.Multiply(four, s12)));
+        TOps.Store(dst + 2 * ostride, TOps.MultiplyAdd(four, TOps.Subtract(d1, d2), TOps.Subtract(d4, d3)));
+        // t3 = (d4 - d2) + 2 (d3 - d1),  t4 = (d4 - d2) - 2 (d3 - d1)
+        TVec a = TOps.Subtract(d4, d2), b = TOps.Multiply(two, TOps.Subtract(d3, d1));
+        TOps.Store(dst + 3 * ostride, TOps.Add(a, b));
+        TOps.Store(dst + 4 * ostride, TOps.Subtract(a, b));
+    }
+
+    /// <summary>
+    /// M[xi] [Cout6, T] = U[xi] [Cout6, Cin] V[xi] [Cin, T] for the 36 points, k block by k block on
+    /// the GEMM micro-kernel. One task per point: the B panel stays in L1 across every A panel.
+    /// </summary>
+    static unsafe void MultiplyPoints<TOps, TVec>(WinoProblem p, int panels, float* u, float* v, float* m)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int nr = 2 * TOps.Count, cin = p.Cin, cout6 = p.Cout6, oPanels = cout6 / Mr;
+        long chunkTiles = (long)panels * nr;
+        nint uBase = (nint)u, vBase = (nint)v, mBase = (nint)m;
+        For(WinoPoints, 2L * cout6 * cin * chunkTiles, xi =>
+        {
+            float* uxi = (float*)uBase + (long)xi * cout6 * cin;
+            float* vxi = (float*)vBase + xi * chunkTiles * cin;
+            float* mxi = (float*)mBase + xi * cout6 * chunkTiles;
+            for (int c0 = 0; c0 < cin; c0 += WinoKc)
+            {
+                int kcb = Math.Min(WinoKc, cin - c0);
+                float beta = c0 == 0 ? 0f : 1f;
+                float* ublk = uxi + (long)c0 * cout6, vblk = vxi + c0 * chunkTiles;
+                for (int q = 0; q < panels; q++)
+                {
+                    float* bPanel = vblk + (long)q * nr * kcb;
+                    for (int op = 0; op < oPanels; op++)
+                        MicroKernel<TOps, TVec>(kcb, ublk + (long)op * Mr * kcb, bPanel, mxi + (long)op * Mr * chunkTiles + q * nr,
+                            (nint)chunkTiles, 1f, beta, Mr);
+                }
+            }
+        });
+    }
+
+    /// <summary>
+    /// Y = A^T M A per tile and output channel, then out = Y + bias (ReLU), or out += Y. One task per
+    /// (output channel, tile panel): the panel's 36 M rows are contiguous over its NR tiles.
+    /// </summary>
+    static unsafe void TransformOutput<TOps, TVec>(WinoProblem p, long t0, int panels, float* m)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int nr = 2 * TOps.Count, w = TOps.Count;
+        long chunkTiles = (long)panels * nr, pointStride = (long)p.Cout6 * chunkTiles;
+        nint mBase = (nint)m;
+        For(p.Cout * panels, 16L * 8 * nr, task =>
+        {
+            int o = task / panels, q = task % panels;
+            float* src = (float*)mBase + o * chunkTiles + (long)q * nr;
+            float* t = stackalloc float[WinoTile * WinoPatch * 2 * 16];
+            float* y = stackalloc float[WinoTile * WinoTile * 2 * 16];
+            nint row = WinoPatch * nr;
+            for (int half = 0; half < nr; half += w)
+            {
+                // Columns: t[i][l] = sum_k A^T[i, k] M[k][l].
+                for (int l = 0; l < WinoPatch; l++)
+                    AtRows<TOps, TVec>(src + l * pointStride + half, (nint)(WinoPatch * pointStride), t + l * nr + half, row);
+                // Rows: y[i][j] = sum_l t[i][l] A[l, j].
+                for (int i = 0; i < WinoTile; i++)
+                    AtRows<TOps, TVec>(t + i * row + half, nr, y + i * WinoTile * nr + half, nr);
+            }
+            ScatterTiles(p, t0 + (long)q * nr, nr, o, y);
+        });
+    }
+
+    /// <summary>out[i * os] = sum_k A^T[i, k] in[k * is] for six vectors in, four out.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void AtRows<TOps, TVec>(float* src, nint istride, float* dst, nint ostride)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        float twoF = 2f, fourF = 4f, eightF = 8f;
+        TVec two = TOps.Broadcast(&twoF), four = TOps.Broadcast(&fourF), eight = TOps.Broadcast(&eightF);
+        TVec m0 = TOps.Load(src), m1 = TOps.Load(src + istride), m2 = TOps.Load(src + 2 * istride);
+        TVec m3 = TOps.Load(src + 3 * istride), m4 = TOps.Load(src + 4 * istride), m5 = TOps.Load(src + 5 * istride);
+        TVec s12 = TOps.Add(m1, m2), d12 = TOps.Subtract(m1, m2), s34 = TOps.Add(m3, m4), d34 = TOps.Subtract(m3, m4);
+        TOps.Store(dst, TOps.Add(TOps.Add(m0, s12), s34));
+        TOps.Store(dst + ostride, TOps.MultiplyAdd(two, d34, d12));
+        TOps.Store(dst + 2 * ostride, TOps.MultiplyAdd(four, s34, s12));
+        TOps.Store(dst + 3 * ostride, TOps.Add(TOps.MultiplyAdd(eight, d34, d12), m5));
+    }
+
+    /// <summary>
+    /// Writes the 4x4 tiles y[i*4 + j][lane] of output channel o (parts past the map's edge dropped).
+    /// Lanes are walked in runs of tiles that share a tile row, so each output row segment is written
+    /// front to back.
+    /// </summary>
+    static unsafe void ScatterTiles(in WinoProblem p, long firstTile, int lanes, int o, float* y)
+    {
+        int ho = p.Ho, wo = p.Wo, tpi = p.TilesPerImage, tw = p.TilesW;
+        long tiles = p.Tiles;
+        float bias = p.Bias is null ? 0f : p.Bias[p.BiasOffset + o];
+        bool accumulate = p.Accumulate, relu = p.Relu;
+        int img = (int)(firstTile / tpi), rem = (int)(firstTile % tpi), ty = rem / tw, tx = rem % tw;
+        fixed (float* outBase = p.Output)
+        {
+            for (int lane = 0; lane < lanes && firstTile + lane < tiles;)
+            {
+                int run = (int)Math.Min(Math.Min(lanes - lane, tw - tx), tiles - firstTile - lane);
+                int oy0 = ty * WinoTile, ox0 = tx * WinoTile;
+                int rows = Math.Min(WinoTile, ho - oy0), cols = Math.Min(WinoTile * run, wo - ox0);
+                float* plane = outBase + p.OutputOffset + ((long)img * p.Cout + o) * ho * wo;
+                for (int i = 0; i < rows; i++)
+                {
+                    float* dst = plane + (long)(oy0 + i) * wo + ox0;
+                    float* src = y + i * WinoTile * lanes + lane;
+                    if (accumulate)
+                        for (int k = 0; k < cols; k++) dst[k] += src[(k & 3) * lanes + (k >> 2)];
+                    else if (relu)
+                        for (int k = 0; k < cols; k++) dst[k] = MathF.Max(src[(k & 3) * lanes + (k >> 2)] + bias, 0f);
+                    else
+                        for (int k = 0; k < cols; k++) dst[k] = src[(k & 3) * lanes + (k >> 2)] + bias;
+                }
+                lane += run;
+                tx += run;
+                if (tx == tw) { tx = 0; if (++ty == p.TilesH) { ty = 0; img++; } }
+            }
+        }
+    }
+}
