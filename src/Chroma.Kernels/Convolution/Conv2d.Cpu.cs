@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -81,10 +82,13 @@ public static partial class Conv2d
 
     static void BackwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db, CpuAlgorithm algorithm, Gemm.CpuKernel kernel = Gemm.CpuKernel.Auto)
     {
-        if (algorithm == CpuAlgorithm.Winograd4x4 && dx is not null)
+        if (algorithm == CpuAlgorithm.Winograd4x4)
         {
-            // dW by im2col + GEMM below; dx += conv(dy, rotated w^T) with padding 2 - pad, by Winograd.
-            BackwardCpu(s, x, w, dy, null, dw, db, CpuAlgorithm.Im2colGemm);
+            // dW in the Winograd domain; dx += conv(dy, rotated w^T) with padding 2 - pad, by Winograd.
+            if (db is not null) BiasGradientCpu(s, dy, db);
+            WinogradWeightGradientCpu(s.N, s.Cin, s.H, s.W, s.Cout, s.Pad, x.HostArray, x.Offset, dy.HostArray, dy.Offset,
+                dw.HostArray, dw.Offset, kernel);
+            if (dx is null) return;
             WinogradCpu(s.N, s.Cout, s.Ho, s.Wo, s.Cin, 2 - s.Pad, dy.HostArray, dy.Offset, w.HostArray, w.Offset, rotate: true,
                 null, 0, dx.HostArray, dx.Offset, accumulate: true, relu: false, kernel);
             return;
@@ -148,7 +152,7 @@ public static partial class Conv2d
     {
         float[] dya = dy.HostArray, dba = db.HostArray;
         int dyOff = dy.Offset, dbOff = db.Offset;
-        For(s.Cout, (long)s.N * s.HoWo, o =>
+        For(s.Cout, (long)s.N * s.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
         {
             double sum = 0;
             for (int n = 0; n < s.N; n++)
@@ -165,7 +169,7 @@ public static partial class Conv2d
     /// </summary>
     static unsafe void Im2Col(ConvArgs c, float[] x, int xOffset, float[] cols)
     {
-        For(c.Images * c.Cin * c.K, (long)c.K * c.ChunkPixels, task =>
+        For(c.Images * c.Cin * c.K, (long)c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int u = task % c.K, plane = task / c.K;
             int img = plane / c.Cin, ch = plane % c.Cin;
@@ -218,7 +222,7 @@ public static partial class Conv2d
     /// </summary>
     static unsafe void Col2Im(ConvArgs c, float[] dcols, float[] dx, int dxOffset)
     {
-        For(c.Images * c.Cin, (long)c.K * c.K * c.ChunkPixels, task =>
+        For(c.Images * c.Cin, (long)c.K * c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int img = task / c.Cin, ch = task % c.Cin;
             var plane = dx.AsSpan(dxOffset + ((c.Image0 + img) * c.Cin + ch) * c.HW, c.HW);
@@ -262,7 +266,7 @@ public static partial class Conv2d
     /// <summary>y[Image0 + g, o, :] = product[o, g*HoWo ..] + b[o] for a chunk of whole images.</summary>
     static void ScatterOutput(ConvArgs c, float[] product, float[] y, int yOffset, float[]? bias, int biasOffset)
     {
-        For(c.Images * c.Cout, c.HoWo, task =>
+        For(c.Images * c.Cout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int img = task / c.Cout, o = task % c.Cout;
             var src = product.AsSpan(o * c.Width + img * c.HoWo, c.HoWo);
@@ -275,7 +279,7 @@ public static partial class Conv2d
     /// <summary>gathered[o, g*HoWo ..] = dy[Image0 + g, o, :] for a chunk of whole images.</summary>
     static void GatherOutputGradient(ConvArgs c, float[] dy, int dyOffset, float[] gathered)
     {
-        For(c.Images * c.Cout, c.HoWo, task =>
+        For(c.Images * c.Cout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int img = task / c.Cout, o = task % c.Cout;
             dy.AsSpan(dyOffset + ((c.Image0 + img) * c.Cout + o) * c.HoWo, c.HoWo).CopyTo(gathered.AsSpan(o * c.Width + img * c.HoWo, c.HoWo));

@@ -138,7 +138,7 @@ public static partial class Conv2d
         int cin = p.Cin, cout6 = p.Cout6;
         long pointStride = (long)cout6 * cin;
         nint uBase = (nint)u;
-        For(cout6, 162L * cin, o =>
+        For(cout6, 162L * cin, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
         {
             float* ub = (float*)uBase;
             Span<float> g = stackalloc float[9];
@@ -190,19 +190,21 @@ public static partial class Conv2d
     /// B panels (lane = tile). One task per (tile panel, channel): the NR patches are gathered into a
     /// [36][NR] block (zeros outside the image and past the last tile), then transformed NR lanes at a time.
     /// </summary>
-    static unsafe void TransformInput<TOps, TVec>(WinoProblem p, long t0, int panels, float* v)
+    static unsafe void TransformInput<TOps, TVec>(WinoProblem p, long t0, int panels, float* v, bool rowMajor = false)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, cin = p.Cin;
         long chunkTiles = (long)panels * nr, pointStride = chunkTiles * cin;
         nint vBase = (nint)v;
-        For(panels * cin, 36L * 8 * nr, task =>
+        For(panels * cin, 36L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int q = task / cin, c = task % cin;
             float* d = stackalloc float[WinoPoints * 2 * 16];
             GatherPatches(p, t0 + (long)q * nr, nr, c, d);
             int c0 = c / WinoKc * WinoKc, kcb = Math.Min(WinoKc, cin - c0);
-            float* dst = (float*)vBase + c0 * chunkTiles + (long)q * nr * kcb + (long)(c - c0) * nr;
+            // Packed B panels for the forward products, or row-major V[xi] [Cin, T] for the weight gradient.
+            float* dst = rowMajor ? (float*)vBase + c * chunkTiles + (long)q * nr
+                                  : (float*)vBase + c0 * chunkTiles + (long)q * nr * kcb + (long)(c - c0) * nr;
             InputTransform<TOps, TVec>(d, nr, dst, (nint)pointStride);
         });
     }
@@ -212,6 +214,7 @@ public static partial class Conv2d
     /// the image and past the last tile). Lanes are walked in runs of tiles that share a tile row: the
     /// run's six input rows are read front to back.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void GatherPatches(in WinoProblem p, long firstTile, int lanes, int c, float* d)
     {
         int h = p.H, w = p.W, tpi = p.TilesPerImage, tw = p.TilesW;
@@ -313,7 +316,7 @@ public static partial class Conv2d
         int nr = 2 * TOps.Count, cin = p.Cin, cout6 = p.Cout6, oPanels = cout6 / Mr;
         long chunkTiles = (long)panels * nr;
         nint uBase = (nint)u, vBase = (nint)v, mBase = (nint)m;
-        For(WinoPoints, 2L * cout6 * cin * chunkTiles, xi =>
+        For(WinoPoints, 2L * cout6 * cin * chunkTiles, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int xi) =>
         {
             float* uxi = (float*)uBase + (long)xi * cout6 * cin;
             float* vxi = (float*)vBase + xi * chunkTiles * cin;
@@ -344,7 +347,7 @@ public static partial class Conv2d
         int nr = 2 * TOps.Count, w = TOps.Count;
         long chunkTiles = (long)panels * nr, pointStride = (long)p.Cout6 * chunkTiles;
         nint mBase = (nint)m;
-        For(p.Cout * panels, 16L * 8 * nr, task =>
+        For(p.Cout * panels, 16L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int o = task / panels, q = task % panels;
             float* src = (float*)mBase + o * chunkTiles + (long)q * nr;
@@ -385,6 +388,7 @@ public static partial class Conv2d
     /// Lanes are walked in runs of tiles that share a tile row, so each output row segment is written
     /// front to back.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static unsafe void ScatterTiles(in WinoProblem p, long firstTile, int lanes, int o, float* y)
     {
         int ho = p.Ho, wo = p.Wo, tpi = p.TilesPerImage, tw = p.TilesW;
@@ -416,5 +420,171 @@ public static partial class Conv2d
                 if (tx == tw) { tx = 0; if (++ty == p.TilesH) { ty = 0; img++; } }
             }
         }
+    }
+
+    /// <summary>
+    /// Weight gradient of a 3x3 stride-1 convolution in the Winograd domain (the adjoint of the forward):
+    /// <code>
+    /// dM = A dY A^T  [6x6 per 4x4 tile of dy]     V = B^T d B  [6x6 per input patch, as forward]
+    /// dU[xi] [Cout, Cin] = sum over tiles of dM[xi] [Cout, T] V[xi]^T [T, Cin]    (36 products)
+    /// dW[o, c] += G^T dU[o, c] G                                                    [3x3 from 6x6]
+    /// </code>
+    /// x [N, Cin, H, W], dy [N, Cout, Ho, Wo], dw [Cout, Cin, 3, 3] (accumulated).
+    /// </summary>
+    static void WinogradWeightGradientCpu(int n, int cin, int h, int w, int cout, int pad,
+        float[] x, int xOffset, float[] dy, int dyOffset, float[] dw, int dwOffset, CpuKernel kernel = CpuKernel.Auto)
+    {
+        var p = new WinoProblem(n, cin, h, w, cout, pad, x, xOffset, dw, dwOffset, false, null, 0, dy, dyOffset, false, false);
+        if (kernel == CpuKernel.Auto) kernel = Widest();
+        else if (!IsAccelerated(kernel)) throw new PlatformNotSupportedException($"Conv2d: {kernel} is not accelerated on this machine.");
+        switch (kernel)
+        {
+            case CpuKernel.Vector512: WeightGradient<Vector512Ops, System.Runtime.Intrinsics.Vector512<float>>(p); break;
+            case CpuKernel.Vector256: WeightGradient<Vector256Ops, System.Runtime.Intrinsics.Vector256<float>>(p); break;
+            case CpuKernel.Vector128: WeightGradient<Vector128Ops, System.Runtime.Intrinsics.Vector128<float>>(p); break;
+            default: WeightGradient<ScalarOps, float>(p); break;
+        }
+    }
+
+    [ThreadStatic] static Workspace? _winoDu;
+
+    // Here p.Output is dy (read) and p.Filters is dw (accumulated).
+    static unsafe void WeightGradient<TOps, TVec>(WinoProblem p)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int nr = 2 * TOps.Count, cin = p.Cin, cout = p.Cout;
+        long perTile = (long)WinoPoints * (cin + cout);
+        int chunkPanels = (int)Math.Clamp(WinogradChunkBudget / (perTile * nr), 1, (p.Tiles + nr - 1) / nr);
+        int chunkTiles = chunkPanels * nr;
+
+        using var vLease = Workspace.Take(ref _winoV, WinoPoints * chunkTiles * cin);
+        using var mLease = Workspace.Take(ref _winoM, WinoPoints * chunkTiles * cout);
+        using var uLease = Workspace.Take(ref _winoDu, WinoPoints * cout * cin);
+        float[] vArr = vLease.Array, mArr = mLease.Array, uArr = uLease.Array;
+        int vOff = vLease.Offset, mOff = mLease.Offset, uOff = uLease.Offset;
+
+        for (long t0 = 0; t0 < p.Tiles; t0 += chunkTiles)
+        {
+            int panels = (int)Math.Min(chunkPanels, (p.Tiles - t0 + nr - 1) / nr);
+            int k = panels * nr;   // lanes past the last tile are zero in both V and dM
+            float beta = t0 == 0 ? 0f : 1f;
+            TransformInput<TOps, TVec>(p, t0, panels, vLease.Pointer, rowMajor: true);
+            TransformOutputGradient<TOps, TVec>(p, t0, panels, mLease.Pointer);
+            // dU[xi] (+)= dM[xi] [Cout, k] * V[xi]^T, V[xi] stored [Cin, k]: one point per task, each product on one core.
+            For(WinoPoints, 2L * cout * cin * k, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int xi) =>
+                Gemm.CpuSequential<TOps, TVec>(false, true, cout, cin, k, 1f,
+                    mArr, mOff + xi * cout * k, k, vArr, vOff + xi * cin * k, k, beta, uArr, uOff + xi * cout * cin, cin));
+        }
+        AccumulateFilterGradient(p, uLease.Pointer);
+    }
+
+    /// <summary>dM[xi] [Cout, T] = (A dY A^T) per 4x4 tile of dy (zero past the map's edge), rows of NR lanes.</summary>
+    static unsafe void TransformOutputGradient<TOps, TVec>(WinoProblem p, long t0, int panels, float* m)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int nr = 2 * TOps.Count, w = TOps.Count;
+        long chunkTiles = (long)panels * nr, pointStride = (long)p.Cout * chunkTiles;
+        nint mBase = (nint)m;
+        For(p.Cout * panels, 36L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        {
+            int o = task / panels, q = task % panels;
+            float* g = stackalloc float[WinoTile * WinoTile * 2 * 16];
+            float* t = stackalloc float[WinoPatch * WinoTile * 2 * 16];
+            GatherTiles(p, t0 + (long)q * nr, nr, o, g);
+            float* dst = (float*)mBase + o * chunkTiles + (long)q * nr;
+            nint row = WinoTile * nr;
+            for (int half = 0; half < nr; half += w)
+            {
+                // Columns: t[k][j] = sum_i A[k, i] g[i][j].
+                for (int j = 0; j < WinoTile; j++)
+                    ARows<TOps, TVec>(g + j * nr + half, row, t + j * nr + half, row);
+                // Rows: dM[k][l] = sum_j t[k][j] A[l, j].
+                for (int k = 0; k < WinoPatch; k++)
+                    ARows<TOps, TVec>(t + k * row + half, nr, dst + k * WinoPatch * pointStride + half, (nint)pointStride);
+            }
+        });
+    }
+
+    /// <summary>out[k * os] = sum_i A[k, i] in[i * is]: four vectors in, six out (A = (A^T)^T).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    static unsafe void ARows<TOps, TVec>(float* src, nint istride, float* dst, nint ostride)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        float twoF = 2f, fourF = 4f;
+        TVec two = TOps.Broadcast(&twoF), four = TOps.Broadcast(&fourF);
+        TVec y0 = TOps.Load(src), y1 = TOps.Load(src + istride), y2 = TOps.Load(src + 2 * istride), y3 = TOps.Load(src + 3 * istride);
+        TVec s02 = TOps.Add(y0, y2), s13 = TOps.Add(y1, y3);
+        TVec e = TOps.MultiplyAdd(four, y2, y0), f = TOps.Multiply(two, TOps.MultiplyAdd(four, y3, y1));
+        TOps.Store(dst, y0);
+        TOps.Store(dst + ostride, TOps.Add(s02, s13));
+        TOps.Store(dst + 2 * ostride, TOps.Subtract(s02, s13));
+        TOps.Store(dst + 3 * ostride, TOps.Add(e, f));
+        TOps.Store(dst + 4 * ostride, TOps.Subtract(e, f));
+        TOps.Store(dst + 5 * ostride, y3);
+    }
+
+    /// <summary>g[i*4 + j][lane] = dy[image, o, 4 ty + i, 4 tx + j] for the lanes' tiles (0 past the edge and the last tile).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void GatherTiles(in WinoProblem p, long firstTile, int lanes, int o, float* g)
+    {
+        int ho = p.Ho, wo = p.Wo, tpi = p.TilesPerImage, tw = p.TilesW;
+        long tiles = p.Tiles;
+        new Span<float>(g, WinoTile * WinoTile * lanes).Clear();
+        int img = (int)(Math.Min(firstTile, tiles - 1) / tpi), rem = (int)(firstTile % tpi), ty = rem / tw, tx = rem % tw;
+        fixed (float* dyBase = p.Output)
+        {
+            for (int lane = 0; lane < lanes && firstTile + lane < tiles;)
+            {
+                int run = (int)Math.Min(Math.Min(lanes - lane, tw - tx), tiles - firstTile - lane);
+                int oy0 = ty * WinoTile, ox0 = tx * WinoTile;
+                int rows = Math.Min(WinoTile, ho - oy0), cols = Math.Min(WinoTile * run, wo - ox0);
+                float* plane = dyBase + p.OutputOffset + ((long)img * p.Cout + o) * ho * wo;
+                for (int i = 0; i < rows; i++)
+                {
+                    float* src = plane + (long)(oy0 + i) * wo + ox0;
+                    float* dst = g + i * WinoTile * lanes + lane;
+                    for (int kx = 0; kx < cols; kx++) dst[(kx & 3) * lanes + (kx >> 2)] = src[kx];
+                }
+                lane += run;
+                tx += run;
+                if (tx == tw) { tx = 0; if (++ty == p.TilesH) { ty = 0; img++; } }
+            }
+        }
+    }
+
+    /// <summary>dw[o, c] += G^T dU[o, c] G for every channel pair (dU [36][Cout, Cin]).</summary>
+    static unsafe void AccumulateFilterGradient(WinoProblem p, float* du)
+    {
+        int cin = p.Cin, cout = p.Cout;
+        long pointStride = (long)cout * cin;
+        nint duBase = (nint)du;
+        // Columns of G (6x3): G[a, u].
+        For(cout, 162L * cin, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
+        {
+            Span<float> t = stackalloc float[WinoPatch * 3];   // (dU G) [6][3]
+            float* src0 = (float*)duBase + (long)o * cin;
+            for (int c = 0; c < cin; c++)
+            {
+                float* src = src0 + c;
+                // t[a][v] = sum_b dU[a][b] G[b, v]
+                for (int a = 0; a < WinoPatch; a++)
+                {
+                    float* r = src + a * WinoPatch * pointStride;
+                    float d0 = r[0], d1 = r[pointStride], d2 = r[2 * pointStride], d3 = r[3 * pointStride], d4 = r[4 * pointStride], d5 = r[5 * pointStride];
+                    t[a * 3 + 0] = d0 * 0.25f - (d1 + d2) / 6f + (d3 + d4) / 24f;
+                    t[a * 3 + 1] = (d2 - d1) / 6f + (d3 - d4) / 12f;
+                    t[a * 3 + 2] = -(d1 + d2) / 6f + (d3 + d4) / 6f + d5;
+                }
+                // dw[u][v] += sum_a G[a, u] t[a][v]
+                int at = p.FilterOffset + (o * cin + c) * 9;
+                for (int v = 0; v < 3; v++)
+                {
+                    float d0 = t[v], d1 = t[3 + v], d2 = t[6 + v], d3 = t[9 + v], d4 = t[12 + v], d5 = t[15 + v];
+                    p.Filters[at + v] += d0 * 0.25f - (d1 + d2) / 6f + (d3 + d4) / 24f;
+                    p.Filters[at + 3 + v] += (d2 - d1) / 6f + (d3 - d4) / 12f;
+                    p.Filters[at + 6 + v] += -(d1 + d2) / 6f + (d3 + d4) / 6f + d5;
+                }
+            }
+        });
     }
 }

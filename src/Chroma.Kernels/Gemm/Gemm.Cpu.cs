@@ -79,6 +79,21 @@ public static partial class Gemm
         }
     }
 
+    /// <summary>
+    /// The product on the calling thread only, micro-kernel width chosen by the caller's kernel (for
+    /// callers that already spread independent products over the cores, e.g. Winograd's 36 points).
+    /// No argument checks beyond the sizes: callers are internal and pass valid views.
+    /// </summary>
+    internal static void CpuSequential<TOps, TVec>(bool transA, bool transB, int m, int n, int k, float alpha,
+        float[] a, int aOffset, int lda, float[] b, int bOffset, int ldb, float beta, float[] c, int cOffset, int ldc)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0 || alpha == 0f) { ScaleC(m, n, beta, c, cOffset, ldc); return; }
+        Sequential<TOps, TVec>(new CpuProblem(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc),
+            TOps.Count == 16 ? 192 : 256);
+    }
+
     internal static bool IsAccelerated(CpuKernel kernel) => kernel switch
     {
         CpuKernel.Vector512 => Vector512.IsHardwareAccelerated,
@@ -696,6 +711,9 @@ public static partial class Gemm
         public readonly struct Lease(Workspace owner) : IDisposable
         {
             public float* Pointer => owner._aligned;
+            /// <summary>The pinned array behind <see cref="Pointer"/>, and Pointer's index in it (for array-based callees).</summary>
+            public float[] Array => owner._data;
+            public int Offset => (int)(owner._aligned - (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(owner._data)));
             public void Dispose() => owner._leased = false;
         }
     }

@@ -6,7 +6,7 @@ using Kernel = Chroma.Kernels.Gemm.CpuKernel;
 namespace Chroma.Tests.Kernels;
 
 /// <summary>
-/// The CPU path's Winograd F(4x4, 3x3) convolution (forward and input gradient), forced on shapes
+/// The CPU path's Winograd F(4x4, 3x3) convolution (forward, input and weight gradients), forced on shapes
 /// that exercise its edges: maps not a multiple of the 4x4 tile, partial last tile panel, output
 /// channels not a multiple of the micro-tile's 6 rows, more than one 256-channel k block, several
 /// chunks of tiles, every padding it takes, every vector width the machine accelerates.
@@ -58,7 +58,7 @@ public class WinogradTests
     }
 
     [Theory, MemberData(nameof(CasesAndKernels))]
-    public void Input_gradient_matches_finite_differences(string name, string kernel)
+    public void Input_and_weight_gradients_match_finite_differences(string name, string kernel)
     {
         var c = Cases[name];
         if (c.Cin * c.H * c.W > 2000) return;   // central differences over every input: keep it small
@@ -78,7 +78,7 @@ public class WinogradTests
     }
 
     [Fact]
-    public void Large_input_gradient_matches_the_im2col_path()
+    public void Large_input_and_weight_gradients_match_the_im2col_path()
     {
         // Too many inputs for central differences: the im2col path (itself checked against them) is the reference.
         var c = Cases["two_k_blocks"] with { N = 2 };
@@ -88,14 +88,17 @@ public class WinogradTests
         using var tx = TestData.Tensor(dev, x, c.XShape);
         using var tw = TestData.Tensor(dev, w, c.WShape);
         using var tdy = TestData.Tensor(dev, dy, c.YShape);
-        float[] Dx(Algorithm a)
+        (float[] Dx, float[] Dw) Gradients(Algorithm a)
         {
             using var tdx = dev.Zeros(c.XShape);
             using var tdw = dev.Zeros(c.WShape);
             Conv2d.Backward(tx, tw, tdy, tdx, tdw, null, 1, c.Pad, a);
-            return tdx.ToArray();
+            return (tdx.ToArray(), tdw.ToArray());
         }
-        Compare.Close("winograd dx vs im2col dx", TestData.ToDouble(Dx(Algorithm.Im2colGemm)), Dx(Algorithm.Winograd4x4), 1e-4, 1e-4);
+        var (dxRef, dwRef) = Gradients(Algorithm.Im2colGemm);
+        var (dx, dw) = Gradients(Algorithm.Winograd4x4);
+        Compare.Close("winograd dx vs im2col dx", TestData.ToDouble(dxRef), dx, 1e-4, 1e-4);
+        Compare.Close("winograd dw vs im2col dw", TestData.ToDouble(dwRef), dw, 1e-4, 1e-4);
     }
 
     [Fact]
