@@ -23,12 +23,12 @@ public static partial class Conv2d
     /// <summary>Below this many floats of work a loop runs on the calling thread.</summary>
     const int ParallelThreshold = 1 << 15;
 
-    static void ForwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y, CpuAlgorithm algorithm, Gemm.CpuKernel kernel = Gemm.CpuKernel.Auto)
+    static void ForwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y, CpuAlgorithm algorithm, Gemm.CpuKernel kernel, bool relu)
     {
         if (algorithm == CpuAlgorithm.Winograd4x4)
         {
             WinogradCpu(s.N, s.Cin, s.H, s.W, s.Cout, s.Pad, x.HostArray, x.Offset, w.HostArray, w.Offset, rotate: false,
-                b?.HostArray, b?.Offset ?? 0, y.HostArray, y.Offset, accumulate: false, relu: false, kernel);
+                b?.HostArray, b?.Offset ?? 0, y.HostArray, y.Offset, accumulate: false, relu, kernel);
             return;
         }
         var (images, rows) = s.IsPointwise && s.HoWo >= CpuMinColumns ? (1, s.Ho) : PlanChunks(s, CpuColumnBudget, CpuMinColumns);
@@ -61,15 +61,19 @@ public static partial class Conv2d
                         // y[n][:, rows] is a [Cout, Rows*Wo] block of the [Cout, HoWo] image: write it in place.
                         int yOff = y.Offset + c.Image0 * c.Cout * c.HoWo + c.Row0 * c.Wo;
                         Gemm.Cpu(false, false, c.Cout, c.Width, c.Ckk, 1f, wa, w.Offset, c.Ckk, colArr, colOff, colLd, 0f, ya, yOff, c.HoWo);
-                        if (ba is not null)
+                        if (ba is not null || relu)
                             for (int o = 0; o < c.Cout; o++)
-                                TensorPrimitives.Add(ya.AsSpan(yOff + o * c.HoWo, c.ChunkPixels), ba[bOff + o], ya.AsSpan(yOff + o * c.HoWo, c.ChunkPixels));
+                            {
+                                var row = ya.AsSpan(yOff + o * c.HoWo, c.ChunkPixels);
+                                if (ba is not null) TensorPrimitives.Add(row, ba[bOff + o], row);
+                                if (relu) TensorPrimitives.Max(row, 0f, row);
+                            }
                     }
                     else
                     {
                         product = Rent(product, c.Cout * c.Width);
                         Gemm.Cpu(false, false, c.Cout, c.Width, c.Ckk, 1f, wa, w.Offset, c.Ckk, colArr, colOff, colLd, 0f, product, 0, c.Width);
-                        ScatterOutput(c, product, ya, y.Offset, ba, bOff);
+                        ScatterOutput(c, product, ya, y.Offset, ba, bOff, relu);
                     }
                 }
         }
@@ -263,8 +267,8 @@ public static partial class Conv2d
         return (Math.Min(lo, c.Wo), hi);
     }
 
-    /// <summary>y[Image0 + g, o, :] = product[o, g*HoWo ..] + b[o] for a chunk of whole images.</summary>
-    static void ScatterOutput(ConvArgs c, float[] product, float[] y, int yOffset, float[]? bias, int biasOffset)
+    /// <summary>y[Image0 + g, o, :] = product[o, g*HoWo ..] + b[o] (then ReLU) for a chunk of whole images.</summary>
+    static void ScatterOutput(ConvArgs c, float[] product, float[] y, int yOffset, float[]? bias, int biasOffset, bool relu)
     {
         For(c.Images * c.Cout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
@@ -273,6 +277,7 @@ public static partial class Conv2d
             var dst = y.AsSpan(yOffset + ((c.Image0 + img) * c.Cout + o) * c.HoWo, c.HoWo);
             if (bias is null) src.CopyTo(dst);
             else TensorPrimitives.Add(src, bias[biasOffset + o], dst);
+            if (relu) TensorPrimitives.Max(dst, 0f, dst);
         });
     }
 

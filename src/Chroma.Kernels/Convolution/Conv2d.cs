@@ -47,12 +47,13 @@ public static partial class Conv2d
     /// <param name="w">Weights [Cout, Cin, K, K].</param>
     /// <param name="b">Bias [Cout], or null.</param>
     /// <param name="y">Output [N, Cout, Ho, Wo], Ho and Wo from <see cref="OutputSize"/>.</param>
-    public static void Forward(Tensor x, Tensor w, Tensor? b, Tensor y, int stride, int padding) =>
-        Forward(x, w, b, y, stride, padding, algorithm: null);
+    /// <param name="relu">Write max(0, conv(x, w) + b) instead: the ReLU of a layer whose batch norm was folded into w and b.</param>
+    public static void Forward(Tensor x, Tensor w, Tensor? b, Tensor y, int stride, int padding, bool relu = false) =>
+        Forward(x, w, b, y, stride, padding, algorithm: null, relu: relu);
 
-    /// <summary><see cref="Forward(Tensor, Tensor, Tensor?, Tensor, int, int)"/> with the CPU algorithm forced (tests; null: <see cref="ChooseCpuAlgorithm"/>).</summary>
+    /// <summary><see cref="Forward(Tensor, Tensor, Tensor?, Tensor, int, int, bool)"/> with the CPU algorithm forced (tests; null: <see cref="ChooseCpuAlgorithm"/>).</summary>
     internal static void Forward(Tensor x, Tensor w, Tensor? b, Tensor y, int stride, int padding, CpuAlgorithm? algorithm,
-        Gemm.CpuKernel kernel = Gemm.CpuKernel.Auto)
+        Gemm.CpuKernel kernel = Gemm.CpuKernel.Auto, bool relu = false)
     {
         const string op = "Conv2d.Forward";
         Check.SameDevice(op, x, w, b, y);
@@ -60,8 +61,12 @@ public static partial class Conv2d
         if (b is not null) Check.Shape(op, "bias b", b, s.Cout);
         Check.Shape(op, "output y", y, s.N, s.Cout, s.Ho, s.Wo);
         if (y.Length == 0) return;
-        if (x.Device is GpuDevice gpu) ForwardGpu(gpu, s, x, w, b, y);
-        else ForwardCpu(s, x, w, b, y, CheckAlgorithm(s, algorithm), kernel);
+        if (x.Device is GpuDevice gpu)
+        {
+            ForwardGpu(gpu, s, x, w, b, y);
+            if (relu) Relu.Forward(y, y);
+        }
+        else ForwardCpu(s, x, w, b, y, CheckAlgorithm(s, algorithm), kernel, relu);
     }
 
     /// <summary>

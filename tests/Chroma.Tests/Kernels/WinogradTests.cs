@@ -101,6 +101,28 @@ public class WinogradTests
         Compare.Close("winograd dw vs im2col dw", TestData.ToDouble(dwRef), dw, 1e-4, 1e-4);
     }
 
+    public static TheoryData<string, string> ReluPaths() => new()
+    {
+        { "cpu", nameof(Algorithm.Winograd4x4) }, { "cpu", nameof(Algorithm.Im2colGemm) }, { "gpu", "" },
+    };
+
+    /// <summary>The fused ReLU epilogue (folded batch norm + ReLU at inference) on every path and CPU algorithm.</summary>
+    [Theory, MemberData(nameof(ReluPaths))]
+    public void Fused_relu_matches_reference(string path, string algorithm)
+    {
+        var c = Cases["odd_p1"];
+        var dev = TestDevices.Get(path);
+        var (x, w, b) = Inputs(c, seed: 9);
+        using var tx = TestData.Tensor(dev, x, c.XShape);
+        using var tw = TestData.Tensor(dev, w, c.WShape);
+        using var tb = TestData.Tensor(dev, b, c.Cout);
+        using var ty = dev.Zeros(c.YShape);
+        if (algorithm == "") Conv2d.Forward(tx, tw, tb, ty, 1, c.Pad, relu: true);
+        else Conv2d.Forward(tx, tw, tb, ty, 1, c.Pad, Enum.Parse<Algorithm>(algorithm), relu: true);
+        var expected = c.Reference(x, w, b).Select(v => Math.Max(v, 0)).ToArray();
+        Compare.Close($"conv + relu {path} {algorithm}", expected, ty.ToArray(), 1e-4, 1e-4);
+    }
+
     [Fact]
     public void Chunks_of_tiles_give_bitwise_the_same_result()
     {
