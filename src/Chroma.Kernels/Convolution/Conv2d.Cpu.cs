@@ -292,9 +292,9 @@ public static partial class Conv2d
     }
 
     /// <summary>Runs body(0 .. count-1), over all cores when the total work is worth it.</summary>
-    static void For(int count, long workPerItem, Action<int> body)
+    static void For(int count, long workPerItem, Action<int> body, bool inline = false)
     {
-        if (count > 1 && count * workPerItem >= ParallelThreshold) Parallel.For(0, count, body);
+        if (!inline && count > 1 && count * workPerItem >= ParallelThreshold) Parallel.For(0, count, body);
         else for (int i = 0; i < count; i++) body(i);
     }
 

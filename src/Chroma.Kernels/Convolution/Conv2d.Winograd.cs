@@ -113,18 +113,60 @@ public static partial class Conv2d
         int chunkTiles = chunkPanels * nr;
 
         using var uLease = Workspace.Take(ref _winoU, WinoPoints * cout6 * p.Cin);
-        using var vLease = Workspace.Take(ref _winoV, WinoPoints * chunkTiles * p.Cin);
-        using var mLease = Workspace.Take(ref _winoM, WinoPoints * cout6 * chunkTiles);
-        nint u = (nint)uLease.Pointer, v = (nint)vLease.Pointer, m = (nint)mLease.Pointer;
+        nint u = (nint)uLease.Pointer;
 
         TransformFilters(p, (float*)u);
+        if (IsThreadChunked(p, nr, out int threadPanels, out int chunks))
+        {
+            // Small layers: each core takes whole chunks of tiles through all three phases, its V and M in L2.
+            Parallel.For(0, chunks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int chunk) =>
+            {
+                long t0 = (long)chunk * threadPanels * nr;
+                int panels = (int)Math.Min(threadPanels, (p.Tiles - t0 + nr - 1) / nr);
+                using var vl = Workspace.Take(ref _winoV, WinoPoints * threadPanels * nr * p.Cin);
+                using var ml = Workspace.Take(ref _winoM, WinoPoints * cout6 * threadPanels * nr);
+                TransformInput<TOps, TVec>(p, t0, panels, vl.Pointer, inline: true);
+                MultiplyPoints<TOps, TVec>(p, panels, (float*)u, vl.Pointer, ml.Pointer, inline: true);
+                TransformOutput<TOps, TVec>(p, t0, panels, ml.Pointer, inline: true);
+            });
+            return;
+        }
+        // Large layers: one phase at a time over all cores, U [36, Cout, Cin] read once per chunk.
+        using var vLease = Workspace.Take(ref _winoV, WinoPoints * chunkTiles * p.Cin);
+        using var mLease = Workspace.Take(ref _winoM, WinoPoints * cout6 * chunkTiles);
+        float* v = vLease.Pointer, m = mLease.Pointer;
         for (long t0 = 0; t0 < p.Tiles; t0 += chunkTiles)
         {
             int panels = (int)Math.Min(chunkPanels, (p.Tiles - t0 + nr - 1) / nr);
-            TransformInput<TOps, TVec>(p, t0, panels, (float*)v);
-            MultiplyPoints<TOps, TVec>(p, panels, (float*)u, (float*)v, (float*)m);
-            TransformOutput<TOps, TVec>(p, t0, panels, (float*)m);
+            TransformInput<TOps, TVec>(p, t0, panels, v);
+            MultiplyPoints<TOps, TVec>(p, panels, (float*)u, v, m);
+            TransformOutput<TOps, TVec>(p, t0, panels, m);
         }
+    }
+
+    /// <summary>Largest U [36, Cout6, Cin] (floats) for which cores take whole chunks of tiles (1 MB: stays near the cores).</summary>
+    internal const int ThreadChunkedMaxFilterFloats = 1 << 18;
+    /// <summary>Floats of V and M one core keeps for its chunk in the thread-chunked schedule (1 MB of a 2 MB L2).</summary>
+    internal static long WinogradThreadChunkBudget = 1 << 18;
+    /// <summary>Chunks per core in the thread-chunked schedule: slack for uneven progress.</summary>
+    const int WinoChunksPerThread = 4;
+    /// <summary>Tests: force the thread-chunked schedule on or off (null: by shape). Either gives the same bits.</summary>
+    internal static bool? ForceThreadChunked;
+
+    /// <summary>
+    /// Whether the layer runs thread-chunked (see <see cref="Winograd"/>) and with how many NR panels per
+    /// chunk. A plain function of the shape and the core count: every tile's arithmetic is the same in
+    /// both schedules, so the choice changes no bit of the result.
+    /// </summary>
+    static bool IsThreadChunked(in WinoProblem p, int nr, out int panelsPerChunk, out int chunks)
+    {
+        long totalPanels = (p.Tiles + nr - 1) / nr;
+        long perPanel = (long)WinoPoints * (p.Cin + p.Cout6) * nr;
+        long fit = Math.Max(1, WinogradThreadChunkBudget / perPanel);
+        long spread = Math.Max(1, totalPanels / (WinoChunksPerThread * Environment.ProcessorCount));
+        panelsPerChunk = (int)Math.Min(fit, spread);
+        chunks = (int)((totalPanels + panelsPerChunk - 1) / panelsPerChunk);
+        return ForceThreadChunked ?? ((long)WinoPoints * p.Cout6 * p.Cin <= ThreadChunkedMaxFilterFloats && chunks > 1);
     }
 
     // Packed layouts (kb: k block of WinoKc channels starting at c0, kcb channels long):
@@ -190,7 +232,7 @@ public static partial class Conv2d
     /// B panels (lane = tile). One task per (tile panel, channel): the NR patches are gathered into a
     /// [36][NR] block (zeros outside the image and past the last tile), then transformed NR lanes at a time.
     /// </summary>
-    static unsafe void TransformInput<TOps, TVec>(WinoProblem p, long t0, int panels, float* v, bool rowMajor = false)
+    static unsafe void TransformInput<TOps, TVec>(WinoProblem p, long t0, int panels, float* v, bool rowMajor = false, bool inline = false)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, cin = p.Cin;
@@ -206,7 +248,7 @@ public static partial class Conv2d
             float* dst = rowMajor ? (float*)vBase + c * chunkTiles + (long)q * nr
                                   : (float*)vBase + c0 * chunkTiles + (long)q * nr * kcb + (long)(c - c0) * nr;
             InputTransform<TOps, TVec>(d, nr, dst, (nint)pointStride);
-        });
+        }, inline);
     }
 
     /// <summary>
@@ -310,7 +352,7 @@ public static partial class Conv2d
     /// M[xi] [Cout6, T] = U[xi] [Cout6, Cin] V[xi] [Cin, T] for the 36 points, k block by k block on
     /// the GEMM micro-kernel. One task per point: the B panel stays in L1 across every A panel.
     /// </summary>
-    static unsafe void MultiplyPoints<TOps, TVec>(WinoProblem p, int panels, float* u, float* v, float* m)
+    static unsafe void MultiplyPoints<TOps, TVec>(WinoProblem p, int panels, float* u, float* v, float* m, bool inline = false)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, cin = p.Cin, cout6 = p.Cout6, oPanels = cout6 / Mr;
@@ -334,14 +376,14 @@ public static partial class Conv2d
                             (nint)chunkTiles, 1f, beta, Mr);
                 }
             }
-        });
+        }, inline);
     }
 
     /// <summary>
     /// Y = A^T M A per tile and output channel, then out = Y + bias (ReLU), or out += Y. One task per
     /// (output channel, tile panel): the panel's 36 M rows are contiguous over its NR tiles.
     /// </summary>
-    static unsafe void TransformOutput<TOps, TVec>(WinoProblem p, long t0, int panels, float* m)
+    static unsafe void TransformOutput<TOps, TVec>(WinoProblem p, long t0, int panels, float* m, bool inline = false)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, w = TOps.Count;
@@ -364,7 +406,7 @@ public static partial class Conv2d
                     AtRows<TOps, TVec>(t + i * row + half, nr, y + i * WinoTile * nr + half, nr);
             }
             ScatterTiles(p, t0 + (long)q * nr, nr, o, y);
-        });
+        }, inline);
     }
 
     /// <summary>out[i * os] = sum_k A^T[i, k] in[k * is] for six vectors in, four out.</summary>
@@ -479,7 +521,7 @@ public static partial class Conv2d
     }
 
     /// <summary>dM[xi] [Cout, T] = (A dY A^T) per 4x4 tile of dy (zero past the map's edge), rows of NR lanes.</summary>
-    static unsafe void TransformOutputGradient<TOps, TVec>(WinoProblem p, long t0, int panels, float* m)
+    static unsafe void TransformOutputGradient<TOps, TVec>(WinoProblem p, long t0, int panels, float* m, bool inline = false)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, w = TOps.Count;
@@ -502,7 +544,7 @@ public static partial class Conv2d
                 for (int k = 0; k < WinoPatch; k++)
                     ARows<TOps, TVec>(t + k * row + half, nr, dst + k * WinoPatch * pointStride + half, (nint)pointStride);
             }
-        });
+        }, inline);
     }
 
     /// <summary>out[k * os] = sum_i A[k, i] in[i * is]: four vectors in, six out (A = (A^T)^T).</summary>

@@ -126,8 +126,9 @@ public class WinogradTests
     [Fact]
     public void Chunks_of_tiles_give_bitwise_the_same_result()
     {
-        // Each tile's sums run in the same order whatever the chunking: shrinking the chunk budget
-        // (here to one tile panel per chunk, several chunks, a short last one) changes no bit.
+        // Each tile's sums run in the same order whatever the chunking and schedule: shrinking the chunk
+        // budgets (to one tile panel per chunk, several chunks, a short last one), phase-parallel or
+        // thread-chunked, changes no bit.
         var c = new Case(3, 6, 8, 23, 21, 1);
         var dev = TestDevices.Get("cpu");
         var (x, w, b) = Inputs(c, seed: 4);
@@ -141,13 +142,17 @@ public class WinogradTests
             return ty.ToArray();
         }
         var whole = Run();
-        long saved = Conv2d.WinogradChunkBudget;
+        long saved = Conv2d.WinogradChunkBudget, savedThread = Conv2d.WinogradThreadChunkBudget;
         try
         {
+            Conv2d.ForceThreadChunked = false;
             Conv2d.WinogradChunkBudget = 1;
             Assert.Equal(whole, Run());
+            Conv2d.ForceThreadChunked = true;
+            Conv2d.WinogradThreadChunkBudget = 1;
+            Assert.Equal(whole, Run());
         }
-        finally { Conv2d.WinogradChunkBudget = saved; }
+        finally { Conv2d.WinogradChunkBudget = saved; Conv2d.WinogradThreadChunkBudget = savedThread; Conv2d.ForceThreadChunked = null; }
         Compare.Close("chunked winograd", c.Reference(x, w, b), whole, 1e-4, 1e-4);
     }
 
