@@ -5,12 +5,13 @@ namespace Chroma.Model.Layers;
 /// <summary>
 /// Batch normalization followed by ReLU, the tail of every hidden layer. Parameters are named
 /// like PyTorch's BatchNorm: <c>{name}.weight</c>, <c>.bias</c>, <c>.running_mean</c>, <c>.running_var</c>.
-/// The ReLU runs in place on the normalized output, whose sign is all its backward needs.
+/// The ReLU is fused into the batch-norm op: forward writes relu(bn(x)) in the pass that normalizes,
+/// and backward masks dy by the output's sign inside the batch-norm backward.
 /// </summary>
 public sealed class BatchNormRelu : Layer
 {
     readonly ParameterStore.Entry _gamma, _beta, _runningMean, _runningVar;
-    Tensor? _x, _y, _mean, _invStd, _dNorm;
+    Tensor? _x, _y, _mean, _invStd;
 
     public BatchNormRelu(ParameterStore store, string name, int channels)
     {
@@ -33,14 +34,13 @@ public sealed class BatchNormRelu : Layer
             _x = x;
             var mean = Ensure(ref _mean, x.Device, c);
             var invStd = Ensure(ref _invStd, x.Device, c);
-            BatchNorm.ForwardTraining(x, _gamma.Value, _beta.Value, _runningMean.Value, _runningVar.Value, y, mean, invStd);
+            BatchNorm.ForwardTraining(x, _gamma.Value, _beta.Value, _runningMean.Value, _runningVar.Value, y, mean, invStd, relu: true);
         }
         else
         {
             _x = null;
-            BatchNorm.ForwardInference(x, _gamma.Value, _beta.Value, _runningMean.Value, _runningVar.Value, y);
+            BatchNorm.ForwardInference(x, _gamma.Value, _beta.Value, _runningMean.Value, _runningVar.Value, y, relu: true);
         }
-        Relu.Forward(y, y);
         return y;
     }
 
@@ -48,8 +48,6 @@ public sealed class BatchNormRelu : Layer
     public void Backward(Tensor dy, Tensor dx)
     {
         if (_x is null) throw new InvalidOperationException($"{Name}: backward needs a training-mode forward first.");
-        var dNorm = EnsureZeroed(ref _dNorm, dy.Device, dy.Shape.ToArray());
-        Relu.Backward(_y!, dy, dNorm);
-        BatchNorm.Backward(_x, _gamma.Value, _mean!, _invStd!, dNorm, dx, _gamma.Grad!, _beta.Grad!);
+        BatchNorm.Backward(_x, _gamma.Value, _mean!, _invStd!, dy, dx, _gamma.Grad!, _beta.Grad!, reluOutput: _y);
     }
 }
