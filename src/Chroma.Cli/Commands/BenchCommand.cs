@@ -54,6 +54,7 @@ public static class BenchCommand
                     var (ab, logits) = net.Forward(x, null, training: true);
                     loss.Backward(net, ab, logits, t, labels);
                     Adadelta.Step(net.Parameters.Values, net.Parameters.Gradients, sq, acc);
+                    net.Parameters.MarkChanged();
                 });
                 table.AddRow($"width {w}: training step 224x224, batch {bs}", Ms(med), Ms(best), $"{bs / med:F2} images/s (median)");
             }
