@@ -49,5 +49,6 @@ public static class Checkpoint
             if (t.Data.Length != target.Length) throw new ModelFileException(checkpoint.Path, $"'{name}' has {t.Data.Length} values, the model needs {target.Length}");
             target.CopyFrom(t.Data);
         }
+        network.Parameters.MarkChanged();   // CopyInto marks it too; restoring is a write either way
     }
 }

@@ -173,6 +173,7 @@ public sealed class Trainer : IDisposable
             if (!float.IsFinite(terms.Total))
                 throw new TrainingDivergedException($"loss became {terms.Total} at step {Step + 1}; stopped without saving, the last checkpoint in {_o.RunDirectory} is intact.");
             Adadelta.Step(_network.Parameters.Values, _network.Parameters.Gradients, _squareAverage, _accumulatedDelta, _o.Rho, _o.Eps);
+            _network.Parameters.MarkChanged();
             Step++;
             sumTotal += terms.Total; sumColor += terms.Color; sumClass += terms.Class; count++;
             double imagesPerSecond = (Step * _o.BatchSize - imagesAtStart) / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json;
 using Chroma.Kernels;
 using Chroma.Model;
 using Chroma.Training;
@@ -11,10 +13,25 @@ namespace Chroma.Cli.Commands;
 /// `chroma bench`: quick timings on a chosen device — a square GEMM, inference of one 512x512
 /// photo, and a 224x224 training step (forward, joint loss, backward, ADADELTA). For careful CPU
 /// figures use the BenchmarkDotNet project (benchmarks/); this command exists to time GPUs and
-/// machines where only the built tool is available.
+/// machines where only the built tool is available. With --json the same timings are one JSON
+/// object on stdout, for scripts that compare runs:
+/// <code>
+/// {"device": "...", "device_selection": "...", "processor": "...", "cores": 2, "entries": [
+///   {"what": "gemm", "size": 1024, "median_ms": 12.3, "best_ms": 11.0, "gflops": 195.2},
+///   {"what": "inference 512x512", "width": 0.25, "batch": 1, "median_ms": ..., "best_ms": ..., "images_per_s": ...},
+///   {"what": "training step 224x224", "width": 0.25, "batch": 16, "median_ms": ..., "best_ms": ..., "images_per_s": ...}]}
+/// </code>
+/// (gflops from the best time, images_per_s from the median, as in the table).
 /// </summary>
 public static class BenchCommand
 {
+    /// <summary>One timed thing: a GEMM (Size set) or a network pass (Width and Batch set).</summary>
+    sealed record Entry(string What, double MedianSeconds, double BestSeconds, int? Size = null, double? Width = null, int? Batch = null)
+    {
+        public double Gflops => 2.0 * Size!.Value * Size.Value * Size.Value / BestSeconds / 1e9;
+        public double ImagesPerSecond => Batch!.Value / MedianSeconds;
+    }
+
     public static Command Create()
     {
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
@@ -22,26 +39,33 @@ public static class BenchCommand
         var gemm = new Option<int>("--gemm") { Description = "Side of the square GEMM to time (0: skip).", DefaultValueFactory = _ => 1024 };
         var batch = new Option<int?>("--batch") { Description = "Training batch (default: 16 at width < 1, 4 at width 1)." };
         var repeats = new Option<int>("--repeats") { Description = "Timed repetitions (median and best are reported).", DefaultValueFactory = _ => 5 };
-        var cmd = new Command("bench", "Time GEMM, inference and a training step on a device.") { device, widths, gemm, batch, repeats };
+        var json = new Option<bool>("--json") { Description = "Print the timings as one JSON object on stdout, and nothing else." };
+        var cmd = new Command("bench", "Time GEMM, inference and a training step on a device.") { device, widths, gemm, batch, repeats, json };
         cmd.SetAction(r =>
         {
             using var dev = CliRunner.OpenDevice(r.GetValue(device));
             int reps = Math.Max(1, r.GetValue(repeats));
-            AnsiConsole.MarkupLineInterpolated($"device: {dev.Name} ({dev.SelectionReason})");
-            var table = new Table().AddColumns("what", "median", "best", "rate");
+            bool asJson = r.GetValue(json);
+            string processor = ProcessorName();
+            if (!asJson)
+            {
+                AnsiConsole.MarkupLineInterpolated($"device: {dev.Name} ({dev.SelectionReason})");
+                AnsiConsole.MarkupLineInterpolated($"processor: {processor}, {Environment.ProcessorCount} cores");
+            }
+            var entries = new List<Entry>();
             int n = r.GetValue(gemm);
             if (n > 0)
             {
                 using var a = Random(dev, 1, n, n); using var b = Random(dev, 2, n, n); using var c = dev.Zeros(n, n);
                 var (med, best) = Time(dev, reps, () => Gemm.Multiply(a, b, c));
-                table.AddRow($"GEMM {n}^3", Ms(med), Ms(best), $"{2.0 * n * n * n / best / 1e9:F1} GFLOP/s (best)");
+                entries.Add(new Entry("gemm", med, best, Size: n));
             }
             foreach (var w in r.GetValue(widths)!)
             {
                 using var net = new ColorizationNetwork(new ColorizerConfig(w, 205), dev, seed: 1);
                 using var local = Random(dev, 3, 1, 1, 512, 512); using var global = Random(dev, 4, 1, 1, 224, 224);
                 var (med, best) = Time(dev, reps, () => net.Forward(local, global, training: false));
-                table.AddRow($"width {w}: inference 512x512", Ms(med), Ms(best), $"{1 / med:F2} images/s (median)");
+                entries.Add(new Entry("inference 512x512", med, best, Width: w, Batch: 1));
 
                 int bs = r.GetValue(batch) ?? (w >= 1.0 ? 4 : 16);
                 using var x = Random(dev, 5, bs, 1, 224, 224); using var t = Random(dev, 6, bs, 2, 112, 112);
@@ -54,13 +78,75 @@ public static class BenchCommand
                     var (ab, logits) = net.Forward(x, null, training: true);
                     loss.Backward(net, ab, logits, t, labels);
                     Adadelta.Step(net.Parameters.Values, net.Parameters.Gradients, sq, acc);
+                    net.Parameters.MarkChanged();
                 });
-                table.AddRow($"width {w}: training step 224x224, batch {bs}", Ms(med), Ms(best), $"{bs / med:F2} images/s (median)");
+                entries.Add(new Entry("training step 224x224", med, best, Width: w, Batch: bs));
             }
-            AnsiConsole.Write(table);
+            if (asJson) Console.Out.WriteLine(Json(dev, processor, entries));
+            else AnsiConsole.Write(Table(entries));
             return 0;
         });
         return cmd;
+    }
+
+    static Table Table(List<Entry> entries)
+    {
+        var table = new Table().AddColumns("what", "median", "best", "rate");
+        foreach (var e in entries)
+        {
+            if (e.Size is int n) table.AddRow($"GEMM {n}^3", Ms(e.MedianSeconds), Ms(e.BestSeconds), $"{e.Gflops:F1} GFLOP/s (best)");
+            else
+            {
+                string batch = e.What.StartsWith("training", StringComparison.Ordinal) ? $", batch {e.Batch}" : "";
+                table.AddRow($"width {e.Width}: {e.What}{batch}", Ms(e.MedianSeconds), Ms(e.BestSeconds), $"{e.ImagesPerSecond:F2} images/s (median)");
+            }
+        }
+        return table;
+    }
+
+    static string Json(Device dev, string processor, List<Entry> entries)
+    {
+        using var buffer = new MemoryStream();
+        using (var j = new Utf8JsonWriter(buffer))
+        {
+            j.WriteStartObject();
+            j.WriteString("device", dev.Name);
+            j.WriteString("device_selection", dev.SelectionReason);
+            j.WriteString("processor", processor);
+            j.WriteNumber("cores", Environment.ProcessorCount);
+            j.WriteStartArray("entries");
+            foreach (var e in entries)
+            {
+                j.WriteStartObject();
+                j.WriteString("what", e.What);
+                if (e.Size is int n) j.WriteNumber("size", n);
+                if (e.Width is double w) j.WriteNumber("width", w);
+                if (e.Batch is int b) j.WriteNumber("batch", b);
+                j.WriteNumber("median_ms", Math.Round(e.MedianSeconds * 1e3, 4));
+                j.WriteNumber("best_ms", Math.Round(e.BestSeconds * 1e3, 4));
+                if (e.Size is not null) j.WriteNumber("gflops", Math.Round(e.Gflops, 3));
+                else j.WriteNumber("images_per_s", Math.Round(e.ImagesPerSecond, 4));
+                j.WriteEndObject();
+            }
+            j.WriteEndArray();
+            j.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>The CPU's model name: /proc/cpuinfo's "model name" on Linux, else the architecture and OS.</summary>
+    internal static string ProcessorName()
+    {
+        try
+        {
+            if (OperatingSystem.IsLinux() && File.Exists("/proc/cpuinfo"))
+                foreach (var line in File.ReadLines("/proc/cpuinfo"))
+                    if (line.StartsWith("model name", StringComparison.Ordinal) && line.IndexOf(':') is int colon and >= 0)
+                        return line[(colon + 1)..].Trim();
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return $"{RuntimeInformation.OSArchitecture} ({RuntimeInformation.OSDescription})";
     }
 
     static Tensor Random(Device dev, int seed, params int[] shape)

@@ -9,7 +9,8 @@ public static partial class BatchNorm
     /// <summary>Sizes and constants of one batch-norm launch, passed to kernels as one struct.</summary>
     /// <param name="M">Values per channel, N*S.</param>
     /// <param name="UnbiasFactor">m / (m - 1), turns the biased batch variance into the unbiased one.</param>
-    public readonly record struct BatchNormArgs(int C, int S, int M, float Momentum, float UnbiasFactor, float Eps);
+    /// <param name="Relu">1: the ReLU is fused (forward writes max(0, y); backward masks dy by y &gt; 0), 0: plain batch norm.</param>
+    public readonly record struct BatchNormArgs(int C, int S, int M, float Momentum, float UnbiasFactor, float Eps, int Relu);
 
     /// <summary>
     /// Per-device scratch for the backward sums [2, C]: the dx kernel needs them after dgamma and dbeta
@@ -19,11 +20,11 @@ public static partial class BatchNorm
     static readonly ConditionalWeakTable<GpuDevice, Tensor> s_scratch = new();
 
     static void ForwardTrainingGpu(GpuDevice gpu, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
-        Tensor y, Tensor saveMean, Tensor saveInvStd, int n, int c, int s, float momentum, float eps)
+        Tensor y, Tensor saveMean, Tensor saveInvStd, int n, int c, int s, float momentum, float eps, bool relu)
     {
         if (c == 0) return;
         int m = n * s;
-        var args = new BatchNormArgs(c, s, m, momentum, (float)((double)m / (m - 1)), eps);
+        var args = new BatchNormArgs(c, s, m, momentum, (float)((double)m / (m - 1)), eps, relu ? 1 : 0);
         gpu.GroupedKernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(StatisticsKernel)(
             ChannelGroups(gpu, c, m, 1), args, x.View, runningMean.View, runningVar.View, saveMean.View, saveInvStd.View);
         gpu.Kernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(NormalizeKernel)(
@@ -31,25 +32,27 @@ public static partial class BatchNorm
     }
 
     static void ForwardInferenceGpu(GpuDevice gpu, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
-        Tensor y, int c, int s, float eps)
+        Tensor y, int c, int s, float eps, bool relu)
     {
         if (x.Length == 0) return;
-        var args = new BatchNormArgs(c, s, 0, 0f, 0f, eps);
+        var args = new BatchNormArgs(c, s, 0, 0f, 0f, eps, relu ? 1 : 0);
         gpu.Kernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(InferenceKernel)(
             x.Length, args, x.View, gamma.View, beta.View, runningMean.View, runningVar.View, y.View);
     }
 
     static void BackwardGpu(GpuDevice gpu, Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy, Tensor dx,
-        Tensor dgamma, Tensor dbeta, int n, int c, int s)
+        Tensor dgamma, Tensor dbeta, Tensor? reluOutput, int n, int c, int s)
     {
         if (c == 0) return;
         int m = n * s;
-        var args = new BatchNormArgs(c, s, m, 0f, 0f, 0f);
+        var args = new BatchNormArgs(c, s, m, 0f, 0f, 0f, reluOutput is null ? 0 : 1);
         var sums = Scratch(gpu, 2 * c);
-        gpu.GroupedKernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BackwardSumsKernel)(
-            ChannelGroups(gpu, c, m, 2), args, x.View, dy.View, saveMean.View, saveInvStd.View, dgamma.View, dbeta.View, sums);
-        gpu.Kernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BackwardDxKernel)(
-            x.Length, args, x.View, dy.View, gamma.View, saveMean.View, saveInvStd.View, sums, dx.View);
+        // Without the ReLU the mask view is never read; dy stands in for it.
+        var y = (reluOutput ?? dy).View;
+        gpu.GroupedKernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BackwardSumsKernel)(
+            ChannelGroups(gpu, c, m, 2), args, x.View, dy.View, y, saveMean.View, saveInvStd.View, dgamma.View, dbeta.View, sums);
+        gpu.Kernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BackwardDxKernel)(
+            x.Length, args, x.View, dy.View, y, gamma.View, saveMean.View, saveInvStd.View, sums, dx.View);
     }
 
     static ArrayView<float> Scratch(GpuDevice gpu, int length)
@@ -101,23 +104,25 @@ public static partial class BatchNorm
         return total;
     }
 
-    // Group per channel: mean, then the biased variance as the mean squared deviation (second pass
-    // over x, no cancellation); thread 0 saves them and updates the running statistics.
+    // Group per channel, one pass over x: sums of d = x - shift and d^2, the shift being the channel's
+    // first value (so sum d / m is of the order of the standard deviation and the variance does not
+    // cancel); thread 0 saves mean and invStd and updates the running statistics.
     static void StatisticsKernel(BatchNormArgs a, ArrayView<float> x, ArrayView<float> runningMean, ArrayView<float> runningVar,
         ArrayView<float> saveMean, ArrayView<float> saveInvStd)
     {
         var shared = SharedMemory.GetDynamic<float>();
         int c = Grid.IdxX, t = Group.IdxX, g = Group.DimX;
-        float sum = 0;
-        for (int i = t; i < a.M; i += g) sum += x[ChannelElement(a, c, i)];
-        float mean = GroupSum(shared, sum) / a.M;
-        float squares = 0;
+        float shift = x[ChannelElement(a, c, 0)];
+        float sum = 0, squares = 0;
         for (int i = t; i < a.M; i += g)
         {
-            float d = x[ChannelElement(a, c, i)] - mean;
+            float d = x[ChannelElement(a, c, i)] - shift;
+            sum += d;
             squares += d * d;
         }
-        float var = GroupSum(shared, squares) / a.M;
+        float meanD = GroupSum(shared, sum) / a.M;
+        float var = ILGPU.Algorithms.XMath.Max(GroupSum(shared, squares) / a.M - meanD * meanD, 0f);
+        float mean = shift + meanD;
         if (t == 0)
         {
             saveMean[c] = mean;
@@ -132,19 +137,25 @@ public static partial class BatchNorm
         ArrayView<float> mean, ArrayView<float> invStd, ArrayView<float> y)
     {
         int c = i / a.S % a.C;
-        y[i] = gamma[c] * (x[i] - mean[c]) * invStd[c] + beta[c];
+        float v = gamma[c] * (x[i] - mean[c]) * invStd[c] + beta[c];
+        y[i] = a.Relu != 0 ? ILGPU.Algorithms.XMath.Max(v, 0f) : v;
     }
 
     static void InferenceKernel(Index1D i, BatchNormArgs a, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta,
         ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> y)
     {
         int c = i / a.S % a.C;
-        y[i] = gamma[c] * (x[i] - runningMean[c]) / ILGPU.Algorithms.XMath.Sqrt(runningVar[c] + a.Eps) + beta[c];
+        float v = gamma[c] * (x[i] - runningMean[c]) / ILGPU.Algorithms.XMath.Sqrt(runningVar[c] + a.Eps) + beta[c];
+        y[i] = a.Relu != 0 ? ILGPU.Algorithms.XMath.Max(v, 0f) : v;
     }
 
-    // Group per channel: sum dy and sum dy * xhat; accumulates dbeta, dgamma and keeps both sums in
-    // sums [2, C] for the dx kernel.
-    static void BackwardSumsKernel(BatchNormArgs a, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> mean,
+    /// <summary>dy, or with the ReLU fused dy where the forward output y &gt; 0, else 0.</summary>
+    static float MaskedDy(BatchNormArgs a, ArrayView<float> dy, ArrayView<float> y, int k) =>
+        a.Relu != 0 && !(y[k] > 0f) ? 0f : dy[k];
+
+    // Group per channel: sum dy and sum dy * xhat (dy masked when the ReLU is fused); accumulates
+    // dbeta, dgamma and keeps both sums in sums [2, C] for the dx kernel.
+    static void BackwardSumsKernel(BatchNormArgs a, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> y, ArrayView<float> mean,
         ArrayView<float> invStd, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> sums)
     {
         var shared = SharedMemory.GetDynamic<float>();
@@ -154,7 +165,7 @@ public static partial class BatchNorm
         for (int i = t; i < a.M; i += g)
         {
             int k = ChannelElement(a, c, i);
-            float d = dy[k];
+            float d = MaskedDy(a, dy, y, k);
             sumDy += d;
             sumDyDev += d * (x[k] - mc);
         }
@@ -170,12 +181,12 @@ public static partial class BatchNorm
     }
 
     // One thread per element: dx += gamma invStd / m * (m dy - sum dy - xhat sum(dy xhat)).
-    static void BackwardDxKernel(Index1D i, BatchNormArgs a, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> gamma,
+    static void BackwardDxKernel(Index1D i, BatchNormArgs a, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> y, ArrayView<float> gamma,
         ArrayView<float> mean, ArrayView<float> invStd, ArrayView<float> sums, ArrayView<float> dx)
     {
         int c = i / a.S % a.C;
         float inv = invStd[c];
         float xhat = (x[i] - mean[c]) * inv;
-        dx[i] += gamma[c] * inv / a.M * (a.M * dy[i] - sums[c] - xhat * sums[a.C + c]);
+        dx[i] += gamma[c] * inv / a.M * (a.M * MaskedDy(a, dy, y, i) - sums[c] - xhat * sums[a.C + c]);
     }
 }

@@ -14,13 +14,19 @@ namespace Chroma.Kernels;
 ///             dbeta  += sum dy
 ///             dgamma += sum dy * xhat
 ///             dx     += gamma * invStd / m * (m * dy - sum dy - xhat * sum(dy * xhat))
+/// fused ReLU: (relu: true / reluOutput) y = max(0, bn(x)); backward replaces dy by dy * [y > 0]
+///             before the formulas above, so relu + bn is one op with no intermediate gradient.
+/// folding:    inference-mode bn(layer(x)) with layer = W x + b equals W' x + b' with
+///             s = gamma / sqrt(runningVar + eps), W'[o] = W[o] * s[o], b'[o] = (b[o] - runningMean[o]) * s[o] + beta[o].
 /// </code>
 /// Shapes: x, y, dy, dx [N,C,H,W] or [N,C]; gamma, beta, running stats, saved stats and their
 /// gradients [C].
 /// </summary>
 /// <remarks>
-/// CPU: channels in parallel; the variance is the mean of squared deviations from the mean (two
-/// passes, double accumulators per channel), so a large mean does not cancel it away.
+/// CPU: channels in parallel. Training statistics take one pass: per channel, sums of the values
+/// shifted by the channel's first value (float SIMD lanes within a segment, double across segments),
+/// so a large mean does not cancel the variance away; a second pass writes y. Backward: one pass for
+/// the two sums, one to write dx.
 /// GPU: one group per channel reduces the statistics (or the backward sums) in shared memory, then an
 /// element-wise kernel writes y (or dx) with full parallelism.
 /// </remarks>
@@ -40,8 +46,9 @@ public static partial class BatchNorm
     /// <param name="y">Output, shape of x (overwritten).</param>
     /// <param name="saveMean">Batch mean [C] (overwritten).</param>
     /// <param name="saveInvStd">1 / sqrt(biased batch variance + eps) [C] (overwritten).</param>
+    /// <param name="relu">Write y = max(0, bn(x)) (the ReLU fused into the pass that writes y).</param>
     public static void ForwardTraining(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
-        Tensor y, Tensor saveMean, Tensor saveInvStd, float momentum = DefaultMomentum, float eps = DefaultEps)
+        Tensor y, Tensor saveMean, Tensor saveInvStd, float momentum = DefaultMomentum, float eps = DefaultEps, bool relu = false)
     {
         const string op = "BatchNorm.ForwardTraining";
         Check.SameDevice(op, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd);
@@ -52,15 +59,16 @@ public static partial class BatchNorm
         Check.Shape(op, "y", y, x.Shape.ToArray());
         if (!(eps > 0f)) throw new ArgumentException($"{op}: eps must be positive, got {eps}.");
         if (!(momentum >= 0f && momentum <= 1f)) throw new ArgumentException($"{op}: momentum must be in [0, 1], got {momentum}.");
-        if (x.Device is GpuDevice gpu) ForwardTrainingGpu(gpu, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, n, c, s, momentum, eps);
-        else ForwardTrainingCpu(x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, n, c, s, momentum, eps);
+        if (x.Device is GpuDevice gpu) ForwardTrainingGpu(gpu, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, n, c, s, momentum, eps, relu);
+        else ForwardTrainingCpu(x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, n, c, s, momentum, eps, relu);
     }
 
     /// <summary>Inference mode: y = gamma * (x - runningMean) / sqrt(runningVar + eps) + beta.</summary>
     /// <param name="x">Input [N,C,H,W] or [N,C].</param>
     /// <param name="y">Output, shape of x (overwritten; may be x).</param>
+    /// <param name="relu">Write y = max(0, bn(x)).</param>
     public static void ForwardInference(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, Tensor y,
-        float eps = DefaultEps)
+        float eps = DefaultEps, bool relu = false)
     {
         const string op = "BatchNorm.ForwardInference";
         Check.SameDevice(op, x, gamma, beta, runningMean, runningVar, y);
@@ -68,8 +76,8 @@ public static partial class BatchNorm
         CheckChannels(op, c, ("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar));
         Check.Shape(op, "y", y, x.Shape.ToArray());
         if (!(eps > 0f)) throw new ArgumentException($"{op}: eps must be positive, got {eps}.");
-        if (x.Device is GpuDevice gpu) ForwardInferenceGpu(gpu, x, gamma, beta, runningMean, runningVar, y, c, s, eps);
-        else ForwardInferenceCpu(x, gamma, beta, runningMean, runningVar, y, n, c, s, eps);
+        if (x.Device is GpuDevice gpu) ForwardInferenceGpu(gpu, x, gamma, beta, runningMean, runningVar, y, c, s, eps, relu);
+        else ForwardInferenceCpu(x, gamma, beta, runningMean, runningVar, y, n, c, s, eps, relu);
     }
 
     /// <summary>
@@ -77,18 +85,54 @@ public static partial class BatchNorm
     /// summary). <paramref name="x"/> is the forward input; saveMean and saveInvStd come from
     /// <see cref="ForwardTraining"/> on that input.
     /// </summary>
-    public static void Backward(Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy, Tensor dx, Tensor dgamma, Tensor dbeta)
+    /// <param name="reluOutput">
+    /// For a forward with <c>relu: true</c>, its output y = max(0, bn(x)): dy counts only where y &gt; 0,
+    /// the ReLU's backward applied inside this one. Null for plain batch norm.
+    /// </param>
+    public static void Backward(Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy, Tensor dx, Tensor dgamma, Tensor dbeta,
+        Tensor? reluOutput = null)
     {
         const string op = "BatchNorm.Backward";
         Check.SameDevice(op, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta);
+        if (reluOutput is not null) Check.SameDevice(op, x, reluOutput);
         var (n, c, s) = Layout(op, x);
         RequireBatchStatistics(op, x, n, s);
         CheckChannels(op, c, ("gamma", gamma), ("saveMean", saveMean), ("saveInvStd", saveInvStd), ("dgamma", dgamma), ("dbeta", dbeta));
         Check.Shape(op, "dy", dy, x.Shape.ToArray());
         Check.Shape(op, "dx", dx, x.Shape.ToArray());
-        if (x.Device is GpuDevice gpu) BackwardGpu(gpu, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, n, c, s);
-        else BackwardCpu(x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, n, c, s);
+        if (reluOutput is not null) Check.Shape(op, "reluOutput", reluOutput, x.Shape.ToArray());
+        if (x.Device is GpuDevice gpu) BackwardGpu(gpu, x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, reluOutput, n, c, s);
+        else BackwardCpu(x, gamma, saveMean, saveInvStd, dy, dx, dgamma, dbeta, reluOutput, n, c, s);
     }
+
+    /// <summary>
+    /// Folds inference-mode batch norm into the layer before it (a convolution or fully connected
+    /// layer, output channel first): afterwards layer(x; foldedWeight, foldedBias) = bn(layer(x; weight, bias))
+    /// with the running statistics. Computed in float64 on the host, stored as float32; meant to be
+    /// cached by the caller while the weights do not change.
+    /// </summary>
+    /// <param name="weight">Layer weights [C, ...] (C output channels: [C, in, k, k] or [C, in]).</param>
+    /// <param name="bias">Layer bias [C].</param>
+    /// <param name="foldedWeight">W'[o] = W[o] * s[o], s = gamma / sqrt(runningVar + eps); shape of weight (overwritten).</param>
+    /// <param name="foldedBias">b'[o] = (b[o] - runningMean[o]) * s[o] + beta[o] [C] (overwritten).</param>
+    public static void Fold(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        Tensor foldedWeight, Tensor foldedBias, float eps = DefaultEps)
+    {
+        const string op = "BatchNorm.Fold";
+        Check.SameDevice(op, weight, bias, gamma, beta, runningMean, runningVar, foldedWeight, foldedBias);
+        if (weight.Rank < 2) throw new ArgumentException($"{op}: weight must be [C, ...] with at least 2 dimensions, got {weight.ShapeString}.");
+        int c = weight.Dim(0);
+        CheckChannels(op, c, ("bias", bias), ("gamma", gamma), ("beta", beta), ("runningMean", runningMean), ("runningVar", runningVar),
+            ("foldedBias", foldedBias));
+        Check.Shape(op, "foldedWeight", foldedWeight, weight.Shape.ToArray());
+        if (!(eps > 0f)) throw new ArgumentException($"{op}: eps must be positive, got {eps}.");
+        var (w, b) = Reference.Fold(ToDouble(weight), ToDouble(bias), ToDouble(gamma), ToDouble(beta),
+            ToDouble(runningMean), ToDouble(runningVar), eps);
+        foldedWeight.CopyFrom(Array.ConvertAll(w, v => (float)v));
+        foldedBias.CopyFrom(Array.ConvertAll(b, v => (float)v));
+    }
+
+    static double[] ToDouble(Tensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
 
     /// <summary>x as [N,C,S]: S = H*W for 4-D input, 1 for 2-D input.</summary>
     static (int N, int C, int S) Layout(string op, Tensor x)
@@ -135,6 +179,25 @@ public static partial class BatchNorm
                     }
             }
             return y;
+        }
+
+        /// <summary>
+        /// Inference-mode batch norm folded into the preceding layer's weights [C, k] (flattened, k values
+        /// per output channel) and bias [C]; returns (W', b').
+        /// </summary>
+        public static (double[] Weight, double[] Bias) Fold(double[] weight, double[] bias, double[] gamma, double[] beta,
+            double[] runningMean, double[] runningVar, double eps)
+        {
+            int c = bias.Length, k = weight.Length / Math.Max(c, 1);
+            var w = new double[weight.Length];
+            var b = new double[c];
+            for (int o = 0; o < c; o++)
+            {
+                double s = gamma[o] / Math.Sqrt(runningVar[o] + eps);
+                for (int j = 0; j < k; j++) w[o * k + j] = weight[o * k + j] * s;
+                b[o] = (bias[o] - runningMean[o]) * s + beta[o];
+            }
+            return (w, b);
         }
 
         /// <summary>Inference-mode forward with the given running statistics; returns y.</summary>

@@ -6,6 +6,8 @@ namespace Chroma.Model.Layers;
 /// A convolution (square kernel, zero padding that keeps the size at stride 1) with its activation:
 /// batch norm + ReLU, sigmoid, or none. Weights <c>{name}.weight</c> [out, in, k, k] and
 /// <c>{name}.bias</c> [out]; the batch norm is named separately (e.g. low.conv1 / low.bn1).
+/// In inference mode the batch norm is folded into the convolution's weights (cached until the
+/// parameter store changes), so conv + bn + relu is a convolution and a ReLU.
 /// </summary>
 public sealed class Conv : Layer
 {
@@ -39,6 +41,13 @@ public sealed class Conv : Layer
         _x = x;
         int ho = Conv2d.OutputSize(x.Dim(2), Kernel, Stride, Padding), wo = Conv2d.OutputSize(x.Dim(3), Kernel, Stride, Padding);
         var z = Ensure(ref _z, x.Device, x.Dim(0), OutChannels, ho, wo);
+        if (!training && _bn?.FoldInto(_weight, _bias) is { } folded)
+        {
+            // Inference: the batch norm lives in the folded weights; only the ReLU remains.
+            Conv2d.Forward(x, folded.Weight, folded.Bias, z, Stride, Padding);
+            Relu.Forward(z, z);
+            return z;
+        }
         Conv2d.Forward(x, _weight.Value, _bias.Value, z, Stride, Padding);
         switch (_activation)
         {

@@ -5,6 +5,7 @@ namespace Chroma.Model.Layers;
 /// <summary>
 /// A fully connected layer with its activation (batch norm + ReLU, or none for logits). Weights
 /// <c>{name}.weight</c> [out, in] and <c>{name}.bias</c> [out], PyTorch's nn.Linear layout.
+/// In inference mode the batch norm is folded into the weights (cached until the parameter store changes).
 /// </summary>
 public sealed class Dense : Layer
 {
@@ -32,6 +33,13 @@ public sealed class Dense : Layer
             throw new ArgumentException($"{Name}: expected input [N, {InFeatures}], got {x.ShapeString}.");
         _x = x;
         var z = Ensure(ref _z, x.Device, x.Dim(0), OutFeatures);
+        if (!training && _bn?.FoldInto(_weight, _bias) is { } folded)
+        {
+            // Inference: the batch norm lives in the folded weights; only the ReLU remains.
+            Linear.Forward(x, folded.Weight, folded.Bias, z);
+            Relu.Forward(z, z);
+            return z;
+        }
         Linear.Forward(x, _weight.Value, _bias.Value, z);
         return _bn is null ? z : _bn.Forward(z, training);
     }

@@ -5,6 +5,14 @@ namespace Chroma.Model;
 /// layout and a third buffer for non-trained state (batch-norm running statistics). Each named
 /// tensor is a view into these buffers, so the optimizer updates every parameter in one pass.
 /// </summary>
+/// <remarks>
+/// <see cref="Version"/> counts changes of the values and state; layers cache what they derive from
+/// them (inference-mode batch norm folded into the preceding weights) and recompute it when the
+/// version moves. Library code bumps it wherever it writes the store (building, loading a model or
+/// checkpoint, an optimizer step, a training-mode forward that updates running statistics). Code
+/// that writes <see cref="Values"/>, <see cref="State"/> or an entry's <see cref="Entry.Value"/>
+/// directly must call <see cref="MarkChanged"/> before the next inference.
+/// </remarks>
 public sealed class ParameterStore : IDisposable
 {
     readonly List<Entry> _entries = [];
@@ -44,6 +52,19 @@ public sealed class ParameterStore : IDisposable
     public Tensor State { get; private set; } = null!;
 
     public IReadOnlyList<Entry> Entries => _entries;
+
+    /// <summary>Number of changes to the values or state so far; caches derived from them compare it.</summary>
+    public long Version => Interlocked.Read(ref _version);
+    long _version;
+
+    /// <summary>Records that the values or state changed (invalidates what layers derived from them).</summary>
+    public void MarkChanged() => Interlocked.Increment(ref _version);
+
+    /// <summary>
+    /// Whether inference folds batch norm into the preceding layer's weights (default). Off, layers run
+    /// the batch norm itself: tests compare the two computations.
+    /// </summary>
+    internal bool FoldBatchNorm { get; set; } = true;
 
     /// <summary>Number of trainable values.</summary>
     public int ParameterCount => _paramLength;
@@ -99,6 +120,7 @@ public sealed class ParameterStore : IDisposable
                     break;
             }
         }
+        MarkChanged();
         if (!initialize) return;
         Values.CopyFrom(hostValues);
         State.CopyFrom(hostState);

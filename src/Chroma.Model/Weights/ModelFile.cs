@@ -163,6 +163,7 @@ public static class ModelFile
             throw new ModelFileException(path, $"missing tensor(s): {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")}");
         store.Values.CopyFrom(values);
         store.State.CopyFrom(state);
+        store.MarkChanged();
     }
 
     static SafeTensorsFile ReadFile(string path)

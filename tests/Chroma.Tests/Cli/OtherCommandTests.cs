@@ -116,6 +116,37 @@ public sealed class OtherCommandTests : IDisposable
     }
 
     [Fact]
+    public void Bench_json_prints_one_object_with_every_timing()
+    {
+        var r = Cli.Run("bench", "--device", "cpu", "--json", "--width", "0.0625", "--gemm", "64", "--repeats", "1");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        // Nothing but the JSON object: no table, no device line.
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Output);
+        var root = doc.RootElement;
+        Assert.StartsWith("CPU", root.GetProperty("device").GetString());
+        Assert.False(string.IsNullOrWhiteSpace(root.GetProperty("processor").GetString()));
+        Assert.Equal(Environment.ProcessorCount, root.GetProperty("cores").GetInt32());
+        var entries = root.GetProperty("entries").EnumerateArray().ToList();
+        Assert.Equal(["gemm", "inference 512x512", "training step 224x224"], entries.Select(e => e.GetProperty("what").GetString()));
+        foreach (var e in entries)
+        {
+            Assert.True(e.GetProperty("median_ms").GetDouble() > 0, e.ToString());
+            Assert.InRange(e.GetProperty("best_ms").GetDouble(), 1e-6, e.GetProperty("median_ms").GetDouble());
+        }
+        Assert.Equal(64, entries[0].GetProperty("size").GetInt32());
+        Assert.True(entries[0].GetProperty("gflops").GetDouble() > 0);
+        Assert.Equal(0.0625, entries[1].GetProperty("width").GetDouble());
+        Assert.Equal(1, entries[1].GetProperty("batch").GetInt32());
+        Assert.Equal(0.0625, entries[2].GetProperty("width").GetDouble());
+        Assert.Equal(16, entries[2].GetProperty("batch").GetInt32());
+        Assert.True(entries[2].GetProperty("images_per_s").GetDouble() > 0);
+
+        r = Cli.Run("bench", "--json", "--no-such-option");
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains("--no-such-option", r.Output);
+    }
+
+    [Fact]
     public void Info_on_a_bad_file_names_it()
     {
         string bad = PathOf("bad.safetensors");

@@ -200,7 +200,26 @@ public class BatchNormTests
         Compare.Close("y", BatchNorm.Reference.ForwardTraining(x, n, c, s, p.Gamma, p.Beta, BatchNorm.DefaultEps), ty.ToArray(), 1e-5, 1e-4);
 
         var (mean, var) = Moments(x, n, c, s);
-        var dx = new double[count];
+        var (dx, dgamma, dbeta) = ClosedFormBackward(x, dy, n, c, s, p.Gamma);
+        // Sums over up to 2304 values: float32 accumulation error grows with m.
+        Compare.Close("dbeta", dbeta, tdb.ToArray(), 1e-4, 1e-3);
+        Compare.Close("dgamma", dgamma, tdg.ToArray(), 1e-4, 1e-3);
+        Compare.Close("dx", dx, tdx.ToArray(), 1e-4, 1e-5);
+        var expectedVar = new double[c];
+        for (int ch = 0; ch < c; ch++) expectedVar[ch] = 0.9 * p.RunningVar[ch] + 0.1 * var[ch] * m / (m - 1);
+        Compare.Close("runningVar", expectedVar, p.RV.ToArray(), 1e-5, 0);
+    }
+
+
+    /// <summary>
+    /// Training-mode gradients in float64 by the closed form (the formula the small cases check
+    /// against finite differences): dx, dgamma, dbeta for upstream gradient dy.
+    /// </summary>
+    static (double[] Dx, double[] Dgamma, double[] Dbeta) ClosedFormBackward(double[] x, double[] dy, int n, int c, int s, double[] gamma)
+    {
+        var (mean, var) = Moments(x, n, c, s);
+        int m = n * s;
+        var dx = new double[x.Length];
         var dgamma = new double[c];
         var dbeta = new double[c];
         for (int ch = 0; ch < c; ch++)
@@ -218,16 +237,193 @@ public class BatchNormTests
                 {
                     int k = (i * c + ch) * s + j;
                     double xhat = (x[k] - mean[ch]) * invStd;
-                    dx[k] = p.Gamma[ch] * invStd / m * (m * dy[k] - dbeta[ch] - xhat * dgamma[ch]);
+                    dx[k] = gamma[ch] * invStd / m * (m * dy[k] - dbeta[ch] - xhat * dgamma[ch]);
                 }
         }
-        // Sums over up to 2304 values: float32 accumulation error grows with m.
-        Compare.Close("dbeta", dbeta, tdb.ToArray(), 1e-4, 1e-3);
-        Compare.Close("dgamma", dgamma, tdg.ToArray(), 1e-4, 1e-3);
-        Compare.Close("dx", dx, tdx.ToArray(), 1e-4, 1e-5);
-        var expectedVar = new double[c];
-        for (int ch = 0; ch < c; ch++) expectedVar[ch] = 0.9 * p.RunningVar[ch] + 0.1 * var[ch] * m / (m - 1);
-        Compare.Close("runningVar", expectedVar, p.RV.ToArray(), 1e-5, 0);
+        return (dx, dgamma, dbeta);
+    }
+
+    static double[] Relu64(double[] v) => Relu.Reference.Forward(v);
+
+    /// <summary>
+    /// An <see cref="Input"/> (seeds from <paramref name="seed"/> on) whose batch-norm output with
+    /// these parameters has no value within 1e-3 of 0, where relu's kink would make finite differences meaningless.
+    /// </summary>
+    static double[] KinkFreeInput(int seed, int[] shape, double[] gamma, double[] beta)
+    {
+        var (n, c, s) = Layout(shape);
+        for (int attempt = 0; attempt < 100; attempt++)
+        {
+            var x = Input(seed + attempt, shape);
+            var z = BatchNorm.Reference.ForwardTraining(x, n, c, s, gamma, beta, BatchNorm.DefaultEps);
+            if (z.All(v => Math.Abs(v) > 1e-3)) return x;
+        }
+        throw new InvalidOperationException("no kink-free input found");
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void Fused_relu_training_forward_matches_reference(string path, int[] shape)
+    {
+        var dev = TestDevices.Get(path);
+        var (n, c, s) = Layout(shape);
+        var x = Input(40, shape);
+        using var p = new Params(dev, c, 41);
+        using var tx = TestData.Tensor(dev, x, shape);
+        using var ty = dev.Zeros(shape);
+        BatchNorm.ForwardTraining(tx, p.G, p.B, p.RM, p.RV, ty, p.SaveMean, p.SaveInvStd, relu: true);
+        var expected = Relu64(BatchNorm.Reference.ForwardTraining(x, n, c, s, p.Gamma, p.Beta, BatchNorm.DefaultEps));
+        Assert.Contains(expected, v => v == 0);   // the ReLU clips something
+        Compare.Close("y", expected, ty.ToArray(), 1e-5, 5e-5);
+        var (mean, _) = Moments(x, n, c, s);
+        Compare.Close("saveMean", mean, p.SaveMean.ToArray(), 1e-6, 1e-6);
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void Fused_relu_inference_forward_matches_reference(string path, int[] shape)
+    {
+        var dev = TestDevices.Get(path);
+        var (n, c, s) = Layout(shape);
+        var x = TestData.RoundToFloat(TestData.Uniform(42, n * c * s, -2, 2));
+        using var p = new Params(dev, c, 43);
+        using var tx = TestData.Tensor(dev, x, shape);
+        using var ty = dev.Zeros(shape);
+        BatchNorm.ForwardInference(tx, p.G, p.B, p.RM, p.RV, ty, relu: true);
+        var expected = Relu64(BatchNorm.Reference.ForwardInference(x, n, c, s, p.Gamma, p.Beta, p.RunningMean, p.RunningVar, BatchNorm.DefaultEps));
+        Compare.Close("y", expected, ty.ToArray(), 1e-5, 1e-6);
+        // In place (y = x), as the inference path of a layer may run it.
+        BatchNorm.ForwardInference(tx, p.G, p.B, p.RM, p.RV, tx, relu: true);
+        Compare.Close("y in place", expected, tx.ToArray(), 1e-5, 1e-6);
+    }
+
+    [Theory, MemberData(nameof(Cases))]
+    public void Fused_relu_backward_matches_finite_differences(string path, int[] shape)
+    {
+        var dev = TestDevices.Get(path);
+        var (n, c, s) = Layout(shape);
+        int count = n * c * s;
+        using var p = new Params(dev, c, 44);
+        var x = KinkFreeInput(45, shape, p.Gamma, p.Beta);
+        var dy = TestData.RoundToFloat(TestData.Uniform(46, count));
+        using var tx = TestData.Tensor(dev, x, shape);
+        using var ty = dev.Zeros(shape);
+        using var tdy = TestData.Tensor(dev, dy, shape);
+        using var tdx = TestData.Tensor(dev, Enumerable.Repeat(0.5, count).ToArray(), shape);
+        using var tdg = TestData.Tensor(dev, Enumerable.Repeat(0.5, c).ToArray(), c);
+        using var tdb = TestData.Tensor(dev, Enumerable.Repeat(0.5, c).ToArray(), c);
+        BatchNorm.ForwardTraining(tx, p.G, p.B, p.RM, p.RV, ty, p.SaveMean, p.SaveInvStd, relu: true);
+        BatchNorm.Backward(tx, p.G, p.SaveMean, p.SaveInvStd, tdy, tdx, tdg, tdb, reluOutput: ty);
+        float[] Less(Tensor t) => t.ToArray().Select(v => v - 0.5f).ToArray();
+        GradCheck.Check("batchnorm+relu",
+            i => Relu64(BatchNorm.Reference.ForwardTraining(i[0], n, c, s, i[1], i[2], BatchNorm.DefaultEps)),
+            [x, p.Gamma, p.Beta], dy, [Less(tdx), Less(tdg), Less(tdb)], rtol: 1e-3, atol: 1e-4);
+    }
+
+    /// <summary>
+    /// Values 1000 + [-1, 1): sums of raw values and squares in float would cancel the variance
+    /// (1e6 against 0.3) away; the shifted one-pass statistics keep it.
+    /// </summary>
+    [Theory, MemberData(nameof(Cases))]
+    public void Training_statistics_survive_a_large_offset(string path, int[] shape)
+    {
+        var dev = TestDevices.Get(path);
+        var (n, c, s) = Layout(shape);
+        var x = TestData.RoundToFloat(TestData.Uniform(47, n * c * s).Select(v => 1000 + v).ToArray());
+        using var p = new Params(dev, c, 48);
+        using var tx = TestData.Tensor(dev, x, shape);
+        using var ty = dev.Zeros(shape);
+        BatchNorm.ForwardTraining(tx, p.G, p.B, p.RM, p.RV, ty, p.SaveMean, p.SaveInvStd);
+        var (mean, var) = Moments(x, n, c, s);
+        Compare.Close("saveMean", mean, p.SaveMean.ToArray(), 1e-7, 0);
+        Compare.Close("saveInvStd", var.Select(v => 1 / Math.Sqrt(v + BatchNorm.DefaultEps)).ToArray(), p.SaveInvStd.ToArray(), 1e-4, 0);
+        // x - mean loses float32 digits at 1000 (spacing 6e-5), whatever the statistics: ~2e-4 in y.
+        Compare.Close("y", BatchNorm.Reference.ForwardTraining(x, n, c, s, p.Gamma, p.Beta, BatchNorm.DefaultEps), ty.ToArray(), 0, 5e-4);
+    }
+
+    /// <summary>Every CPU vector width this machine accelerates (scalar always), on shapes whose segments and rows end in partial vectors.</summary>
+    public static TheoryData<string, int[]> CpuWidthCases()
+    {
+        var d = new TheoryData<string, int[]>();
+        foreach (var width in Enum.GetValues<BatchNorm.CpuWidth>())
+            if (width != BatchNorm.CpuWidth.Auto && BatchNorm.IsAccelerated(width))
+            {
+                d.Add(width.ToString(), [2, 3, 7, 9]);   // S = 63
+                d.Add(width.ToString(), [5, 37]);        // rows of 37 channels
+            }
+        return d;
+    }
+
+    [Theory, MemberData(nameof(CpuWidthCases))]
+    public void Cpu_widths_match_float64_with_and_without_relu(string widthName, int[] shape)
+    {
+        var width = Enum.Parse<BatchNorm.CpuWidth>(widthName);
+        var dev = TestDevices.Get("cpu");
+        var (n, c, s) = Layout(shape);
+        int count = n * c * s;
+        var x = Input(50, shape);
+        var dy = TestData.RoundToFloat(TestData.Uniform(51, count));
+        var previous = BatchNorm.CpuWidthOnThisThread;
+        BatchNorm.CpuWidthOnThisThread = width;
+        try
+        {
+            foreach (bool relu in new[] { false, true })
+            {
+                using var p = new Params(dev, c, 52);
+                using var tx = TestData.Tensor(dev, x, shape);
+                using var ty = dev.Zeros(shape);
+                using var tdy = TestData.Tensor(dev, dy, shape);
+                using var tdx = dev.Zeros(shape);
+                using var tdg = dev.Zeros(c);
+                using var tdb = dev.Zeros(c);
+                string tag = relu ? " (relu)" : "";
+                BatchNorm.ForwardTraining(tx, p.G, p.B, p.RM, p.RV, ty, p.SaveMean, p.SaveInvStd, relu: relu);
+                var z = BatchNorm.Reference.ForwardTraining(x, n, c, s, p.Gamma, p.Beta, BatchNorm.DefaultEps);
+                var y = ty.ToArray();
+                Compare.Close("y" + tag, relu ? Relu64(z) : z, y, 1e-5, 5e-5);
+                BatchNorm.Backward(tx, p.G, p.SaveMean, p.SaveInvStd, tdy, tdx, tdg, tdb, relu ? ty : null);
+                // The mask is the kernel's own output, so a value at the kink cannot flip it.
+                var masked = relu ? dy.Select((v, k) => y[k] > 0 ? v : 0).ToArray() : dy;
+                var (dx, dgamma, dbeta) = ClosedFormBackward(x, masked, n, c, s, p.Gamma);
+                Compare.Close("dbeta" + tag, dbeta, tdb.ToArray(), 1e-4, 1e-4);
+                Compare.Close("dgamma" + tag, dgamma, tdg.ToArray(), 1e-4, 1e-4);
+                Compare.Close("dx" + tag, dx, tdx.ToArray(), 1e-4, 1e-5);
+
+                using var ti = dev.Zeros(shape);
+                BatchNorm.ForwardInference(tx, p.G, p.B, p.RM, p.RV, ti, relu: relu);
+                var rm = TestData.ToDouble(p.RM.ToArray());
+                var rv = TestData.ToDouble(p.RV.ToArray());
+                var zi = BatchNorm.Reference.ForwardInference(x, n, c, s, p.Gamma, p.Beta, rm, rv, BatchNorm.DefaultEps);
+                Compare.Close("inference y" + tag, relu ? Relu64(zi) : zi, ti.ToArray(), 1e-5, 1e-4);
+            }
+        }
+        finally { BatchNorm.CpuWidthOnThisThread = previous; }
+    }
+
+    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
+    public void Fold_into_preceding_layer_matches_float64(string path)
+    {
+        var dev = TestDevices.Get(path);
+        const int c = 5, k = 6;
+        using var p = new Params(dev, c, 53);
+        var w = TestData.RoundToFloat(TestData.Uniform(54, c * k));
+        var b = TestData.RoundToFloat(TestData.Uniform(55, c));
+        using var tw = TestData.Tensor(dev, w, c, k);
+        using var tb = TestData.Tensor(dev, b, c);
+        using var fw = dev.Zeros(c, k);
+        using var fb = dev.Zeros(c);
+        BatchNorm.Fold(tw, tb, p.G, p.B, p.RM, p.RV, fw, fb);
+        // bn(W x + b) at a few inputs x, in float64, against W' x + b'.
+        var fwa = TestData.ToDouble(fw.ToArray());
+        var fba = TestData.ToDouble(fb.ToArray());
+        var input = TestData.Uniform(56, k);
+        for (int o = 0; o < c; o++)
+        {
+            double z = b[o], folded = fba[o];
+            for (int j = 0; j < k; j++) { z += w[o * k + j] * input[j]; folded += fwa[o * k + j] * input[j]; }
+            double expected = p.Gamma[o] * (z - p.RunningMean[o]) / Math.Sqrt(p.RunningVar[o] + BatchNorm.DefaultEps) + p.Beta[o];
+            Assert.True(Math.Abs(expected - folded) <= 1e-5 * (1 + Math.Abs(expected)), $"channel {o}: {folded} vs {expected}");
+        }
+        var e = Assert.Throws<ArgumentException>(() => BatchNorm.Fold(tw, p.G, p.G, p.B, p.RM, p.RV, fw, p.B.Slice(0, [c - 1])));
+        Assert.Contains("foldedBias must have shape", e.Message);
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]

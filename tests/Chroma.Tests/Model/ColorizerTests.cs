@@ -21,6 +21,7 @@ public sealed class ColorizerTests(ITestOutputHelper output)
         var values = weight.ToArray();
         for (int i = 0; i < values.Length; i++) values[i] *= 0.5f;
         weight.CopyFrom(values);
+        network.Parameters.MarkChanged();
         return new Colorizer(network) { MaxWorkingPixels = maxWorkingPixels };
     }
 

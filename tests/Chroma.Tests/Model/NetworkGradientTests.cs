@@ -142,6 +142,7 @@ public sealed class NetworkGradientTests : IDisposable
     double Loss(float[] theta)
     {
         _network.Parameters.Values.CopyFrom(theta);
+        _network.Parameters.MarkChanged();
         var (ab, logits) = _network.Forward(_input, null, training: true);
         double color = MseLoss.Reference.Forward(TestData.ToDouble(ab.ToArray()), _targetValues);
         double cls = SoftmaxCrossEntropy.Reference.Forward(TestData.ToDouble(logits.ToArray()), N, Classes, Labels);

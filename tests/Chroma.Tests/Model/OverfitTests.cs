@@ -81,6 +81,7 @@ public sealed class OverfitTests(ITestOutputHelper output)
             var (ab, logits) = network.Forward(input, null, training: true);
             var terms = loss.Backward(network, ab, logits, target, Labels);
             Adadelta.Step(network.Parameters.Values, network.Parameters.Gradients, squareAverage, accumulatedDelta);
+            network.Parameters.MarkChanged();
             if (step == 0) first = terms.Total;
             last = terms.Total;
             if (step % 50 == 0) output.WriteLine($"step {step}: loss {terms.Total:G5} (colour {terms.Color:G5}, class {terms.Class:G5}) at {clock.Elapsed.TotalSeconds:F1} s");

@@ -73,6 +73,7 @@ public sealed class TrainerTests : IDisposable
             var values = trainer.Network.Parameters.Values.ToArray();
             values.AsSpan().Fill(float.NaN);
             trainer.Network.Parameters.Values.CopyFrom(values);
+            trainer.Network.Parameters.MarkChanged();
         };
         var e = Assert.Throws<TrainingDivergedException>(() => trainer.Run(CancellationToken.None));
         Assert.Contains("step 4", e.Message);
