@@ -7,7 +7,7 @@ namespace Chroma.Model.Layers;
 /// batch norm + ReLU, sigmoid, or none. Weights <c>{name}.weight</c> [out, in, k, k] and
 /// <c>{name}.bias</c> [out]; the batch norm is named separately (e.g. low.conv1 / low.bn1).
 /// In inference mode the batch norm is folded into the convolution's weights (cached until the
-/// parameter store changes), so conv + bn + relu is a convolution and a ReLU.
+/// parameter store changes) and the ReLU into the convolution's output, so conv + bn + relu is one convolution.
 /// </summary>
 public sealed class Conv : Layer
 {
@@ -43,9 +43,8 @@ public sealed class Conv : Layer
         var z = Ensure(ref _z, x.Device, x.Dim(0), OutChannels, ho, wo);
         if (!training && _bn?.FoldInto(_weight, _bias) is { } folded)
         {
-            // Inference: the batch norm lives in the folded weights; only the ReLU remains.
-            Conv2d.Forward(x, folded.Weight, folded.Bias, z, Stride, Padding);
-            Relu.Forward(z, z);
+            // Inference: the batch norm lives in the folded weights and the ReLU in the convolution's output pass.
+            Conv2d.Forward(x, folded.Weight, folded.Bias, z, Stride, Padding, relu: true);
             return z;
         }
         Conv2d.Forward(x, _weight.Value, _bias.Value, z, Stride, Padding);
