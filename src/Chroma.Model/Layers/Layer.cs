@@ -9,30 +9,50 @@ namespace Chroma.Model.Layers;
 public abstract class Layer : IDisposable
 {
     readonly List<Tensor> _owned = [];
+    // Buffers set aside when a slot changed shape, reused when that shape comes back: inference runs
+    // the low-level layers on the full image and on the 224x224 global input in turn, and without
+    // these every photo would allocate (and the runtime zero) both sets of activations again
+    // (about 100 MB a photo at width 1).
+    readonly List<Tensor> _spare = [];
+    const int MaxSpare = 4;
 
-    /// <summary>Returns <paramref name="t"/> if it already has <paramref name="shape"/>, else a new zeroed tensor.</summary>
-    protected Tensor Ensure(ref Tensor? t, Device device, params int[] shape)
-    {
-        if (t is not null && t.Shape.SequenceEqual(shape)) return t;
-        if (t is not null) { _owned.Remove(t); t.Dispose(); }
-        t = device.Zeros(shape);
-        _owned.Add(t);
-        return t;
-    }
+    /// <summary>
+    /// Returns <paramref name="t"/> if it already has <paramref name="shape"/>, else a buffer of that
+    /// shape: one this layer set aside earlier (old contents) or a new zeroed one.
+    /// </summary>
+    protected Tensor Ensure(ref Tensor? t, Device device, params int[] shape) => Acquire(ref t, device, shape, out _);
 
     /// <summary>Like <see cref="Ensure"/>, then zeroed: for gradient buffers that backward accumulates into.</summary>
     protected Tensor EnsureZeroed(ref Tensor? t, Device device, params int[] shape)
     {
-        bool reused = t is not null && t.Shape.SequenceEqual(shape);
-        var result = Ensure(ref t, device, shape);
-        if (reused) result.Clear();
+        var result = Acquire(ref t, device, shape, out bool fresh);
+        if (!fresh) result.Clear();
         return result;
+    }
+
+    Tensor Acquire(ref Tensor? t, Device device, int[] shape, out bool fresh)
+    {
+        fresh = false;
+        if (t is not null && t.Shape.SequenceEqual(shape)) return t;
+        if (t is not null)
+        {
+            _owned.Remove(t);
+            _spare.Add(t);
+            if (_spare.Count > MaxSpare) { _spare[0].Dispose(); _spare.RemoveAt(0); }
+        }
+        int i = _spare.FindIndex(s => s.Device == device && s.Shape.SequenceEqual(shape));
+        if (i >= 0) { t = _spare[i]; _spare.RemoveAt(i); }
+        else { t = device.Zeros(shape); fresh = true; }
+        _owned.Add(t);
+        return t;
     }
 
     public virtual void Dispose()
     {
         foreach (var t in _owned) t.Dispose();
+        foreach (var t in _spare) t.Dispose();
         _owned.Clear();
+        _spare.Clear();
         GC.SuppressFinalize(this);
     }
 }
