@@ -232,11 +232,11 @@ public static partial class Conv2d
     /// B panels (lane = tile). One task per (tile panel, channel): the NR patches are gathered into a
     /// [36][NR] block (zeros outside the image and past the last tile), then transformed NR lanes at a time.
     /// </summary>
-    static unsafe void TransformInput<TOps, TVec>(WinoProblem p, long t0, int panels, float* v, bool rowMajor = false, bool inline = false)
+    static unsafe void TransformInput<TOps, TVec>(WinoProblem p, long t0, int panels, float* v, bool rowMajor = false, bool inline = false, int rowMajorRows = 0)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, cin = p.Cin;
-        long chunkTiles = (long)panels * nr, pointStride = chunkTiles * cin;
+        long chunkTiles = (long)panels * nr, pointStride = chunkTiles * (rowMajor ? rowMajorRows : cin);
         nint vBase = (nint)v;
         For(panels * cin, 36L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
@@ -490,42 +490,132 @@ public static partial class Conv2d
 
     [ThreadStatic] static Workspace? _winoDu;
 
+    /// <summary>Channel blocking of the weight gradient's products: 4 x 4 dot products in registers.</summary>
+    const int DotBlock = 4;
+    /// <summary>Fixed number of partial dU sums in the thread-chunked weight gradient (not the core count: the result bits must not depend on the machine).</summary>
+    const int WinoGradientPartitions = 8;
+
     // Here p.Output is dy (read) and p.Filters is dw (accumulated).
+    //   V  [36][Cin4][k]  and  dM [36][Cout4][k]: row-major over a chunk of k tiles, rows past Cin / Cout zero
+    //   dU [36][Cout4][Cin4] = sum over chunks of dM V^T, as 4 x 4 blocks of dot products along the tiles
+    //   (both operands are tile-contiguous, so nothing is repacked)
     static unsafe void WeightGradient<TOps, TVec>(WinoProblem p)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
-        int nr = 2 * TOps.Count, cin = p.Cin, cout = p.Cout;
-        long perTile = (long)WinoPoints * (cin + cout);
-        int chunkPanels = (int)Math.Clamp(WinogradChunkBudget / (perTile * nr), 1, (p.Tiles + nr - 1) / nr);
-        int chunkTiles = chunkPanels * nr;
-
-        using var vLease = Workspace.Take(ref _winoV, WinoPoints * chunkTiles * cin);
-        using var mLease = Workspace.Take(ref _winoM, WinoPoints * chunkTiles * cout);
-        using var uLease = Workspace.Take(ref _winoDu, WinoPoints * cout * cin);
-        float[] vArr = vLease.Array, mArr = mLease.Array, uArr = uLease.Array;
-        int vOff = vLease.Offset, mOff = mLease.Offset, uOff = uLease.Offset;
-
-        for (long t0 = 0; t0 < p.Tiles; t0 += chunkTiles)
+        int nr = 2 * TOps.Count, cin4 = RoundUp4(p.Cin), cout4 = RoundUp4(p.Cout);
+        long duFloats = (long)WinoPoints * cout4 * cin4;
+        long totalPanels = (p.Tiles + nr - 1) / nr;
+        long perPanel = (long)WinoPoints * (cin4 + cout4) * nr;
+        if (duFloats <= ThreadChunkedMaxFilterFloats && totalPanels > 1)
         {
-            int panels = (int)Math.Min(chunkPanels, (p.Tiles - t0 + nr - 1) / nr);
-            int k = panels * nr;   // lanes past the last tile are zero in both V and dM
-            float beta = t0 == 0 ? 0f : 1f;
-            TransformInput<TOps, TVec>(p, t0, panels, vLease.Pointer, rowMajor: true);
-            TransformOutputGradient<TOps, TVec>(p, t0, panels, mLease.Pointer);
-            // dU[xi] (+)= dM[xi] [Cout, k] * V[xi]^T, V[xi] stored [Cin, k]: one point per task, each product on one core.
-            For(WinoPoints, 2L * cout * cin * k, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int xi) =>
-                Gemm.CpuSequential<TOps, TVec>(false, true, cout, cin, k, 1f,
-                    mArr, mOff + xi * cout * k, k, vArr, vOff + xi * cin * k, k, beta, uArr, uOff + xi * cout * cin, cin));
+            // Small layers: partitions of consecutive chunks, each through every phase on one core into
+            // its own dU, the partial sums added in partition order.
+            int parts = (int)Math.Min(WinoGradientPartitions, totalPanels);
+            int panelsPerChunk = (int)Math.Clamp(WinogradThreadChunkBudget / perPanel, 1, (totalPanels + parts - 1) / parts);
+            using var partial = Workspace.Take(ref _winoDu, (int)(parts * duFloats));
+            nint partialBase = (nint)partial.Pointer;
+            Parallel.For(0, parts, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int part) =>
+            {
+                long panel0 = totalPanels * part / parts, panel1 = totalPanels * (part + 1) / parts;
+                float* du = (float*)partialBase + part * duFloats;
+                new Span<float>(du, (int)duFloats).Clear();
+                int chunkTiles = panelsPerChunk * nr;
+                using var vl = Workspace.Take(ref _winoV, WinoPoints * cin4 * chunkTiles);
+                using var ml = Workspace.Take(ref _winoM, WinoPoints * cout4 * chunkTiles);
+                for (long q0 = panel0; q0 < panel1; q0 += panelsPerChunk)
+                {
+                    int panels = (int)Math.Min(panelsPerChunk, panel1 - q0);
+                    GradientChunk<TOps, TVec>(p, q0 * nr, panels, vl.Pointer, ml.Pointer, du, cin4, cout4, inline: true);
+                }
+            });
+            float* sum = (float*)partialBase;
+            for (int part = 1; part < parts; part++)
+                System.Numerics.Tensors.TensorPrimitives.Add(new ReadOnlySpan<float>(sum, (int)duFloats),
+                    new ReadOnlySpan<float>(sum + part * duFloats, (int)duFloats), new Span<float>(sum, (int)duFloats));
+            AccumulateFilterGradient(p, sum, cin4);
+            return;
         }
-        AccumulateFilterGradient(p, uLease.Pointer);
+
+        // Large layers: one phase at a time over all cores, chunk after chunk into one dU.
+        int chunkPanels = (int)Math.Clamp(WinogradChunkBudget / perPanel, 1, totalPanels);
+        int tilesPerChunk = chunkPanels * nr;
+        using var vLease = Workspace.Take(ref _winoV, WinoPoints * cin4 * tilesPerChunk);
+        using var mLease = Workspace.Take(ref _winoM, WinoPoints * cout4 * tilesPerChunk);
+        using var uLease = Workspace.Take(ref _winoDu, (int)duFloats);
+        new Span<float>(uLease.Pointer, (int)duFloats).Clear();
+        for (long q0 = 0; q0 < totalPanels; q0 += chunkPanels)
+        {
+            int panels = (int)Math.Min(chunkPanels, totalPanels - q0);
+            GradientChunk<TOps, TVec>(p, q0 * nr, panels, vLease.Pointer, mLease.Pointer, uLease.Pointer, cin4, cout4, inline: false);
+        }
+        AccumulateFilterGradient(p, uLease.Pointer, cin4);
     }
 
-    /// <summary>dM[xi] [Cout, T] = (A dY A^T) per 4x4 tile of dy (zero past the map's edge), rows of NR lanes.</summary>
-    static unsafe void TransformOutputGradient<TOps, TVec>(WinoProblem p, long t0, int panels, float* m, bool inline = false)
+    static int RoundUp4(int x) => (x + DotBlock - 1) / DotBlock * DotBlock;
+
+    /// <summary>dU += dM V^T for the tiles [t0, t0 + panels*NR): transforms, then 4 x 4 blocks of dot products.</summary>
+    static unsafe void GradientChunk<TOps, TVec>(WinoProblem p, long t0, int panels, float* v, float* m, float* du, int cin4, int cout4, bool inline)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int nr = 2 * TOps.Count;
+        int k = panels * nr;   // lanes past the last tile are zero in both V and dM
+        // Rows past Cin and Cout are never written by the transforms: zero them.
+        for (int xi = 0; xi < WinoPoints; xi++)
+        {
+            if (cin4 > p.Cin) new Span<float>(v + ((long)xi * cin4 + p.Cin) * k, (cin4 - p.Cin) * k).Clear();
+            if (cout4 > p.Cout) new Span<float>(m + ((long)xi * cout4 + p.Cout) * k, (cout4 - p.Cout) * k).Clear();
+        }
+        TransformInput<TOps, TVec>(p, t0, panels, v, rowMajor: true, inline: inline, rowMajorRows: cin4);
+        TransformOutputGradient<TOps, TVec>(p, t0, panels, m, inline, cout4);
+        int oBlocks = cout4 / DotBlock, cBlocks = cin4 / DotBlock;
+        nint vBase = (nint)v, mBase = (nint)m, uBase = (nint)du;
+        For(WinoPoints * oBlocks, 2L * DotBlock * cin4 * k, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int item) =>
+        {
+            int xi = item / oBlocks, ob = item % oBlocks;
+            float* a = (float*)mBase + ((long)xi * cout4 + ob * DotBlock) * k;
+            float* c = (float*)uBase + ((long)xi * cout4 + ob * DotBlock) * cin4;
+            for (int cb = 0; cb < cBlocks; cb++)
+                DotProducts4x4<TOps, TVec>(a, (float*)vBase + ((long)xi * cin4 + cb * DotBlock) * k, k, c + cb * DotBlock, cin4);
+        }, inline);
+    }
+
+    /// <summary>c[i, j] += sum over t &lt; k of a[i, t] b[j, t] for 4 rows of a and 4 of b (rows k apart; k a multiple of the vector width).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static unsafe void DotProducts4x4<TOps, TVec>(float* a, float* b, int k, float* c, int ldc)
+        where TOps : struct, IVectorOps<TVec> where TVec : struct
+    {
+        int w = TOps.Count;
+        TVec c00 = TOps.Zero, c01 = TOps.Zero, c02 = TOps.Zero, c03 = TOps.Zero;
+        TVec c10 = TOps.Zero, c11 = TOps.Zero, c12 = TOps.Zero, c13 = TOps.Zero;
+        TVec c20 = TOps.Zero, c21 = TOps.Zero, c22 = TOps.Zero, c23 = TOps.Zero;
+        TVec c30 = TOps.Zero, c31 = TOps.Zero, c32 = TOps.Zero, c33 = TOps.Zero;
+        for (int t = 0; t < k; t += w)
+        {
+            TVec b0 = TOps.Load(b + t), b1 = TOps.Load(b + k + t), b2 = TOps.Load(b + 2 * k + t), b3 = TOps.Load(b + 3 * k + t);
+            TVec a0 = TOps.Load(a + t);
+            c00 = TOps.MultiplyAdd(a0, b0, c00); c01 = TOps.MultiplyAdd(a0, b1, c01); c02 = TOps.MultiplyAdd(a0, b2, c02); c03 = TOps.MultiplyAdd(a0, b3, c03);
+            TVec a1 = TOps.Load(a + k + t);
+            c10 = TOps.MultiplyAdd(a1, b0, c10); c11 = TOps.MultiplyAdd(a1, b1, c11); c12 = TOps.MultiplyAdd(a1, b2, c12); c13 = TOps.MultiplyAdd(a1, b3, c13);
+            TVec a2 = TOps.Load(a + 2 * k + t);
+            c20 = TOps.MultiplyAdd(a2, b0, c20); c21 = TOps.MultiplyAdd(a2, b1, c21); c22 = TOps.MultiplyAdd(a2, b2, c22); c23 = TOps.MultiplyAdd(a2, b3, c23);
+            TVec a3 = TOps.Load(a + 3 * k + t);
+            c30 = TOps.MultiplyAdd(a3, b0, c30); c31 = TOps.MultiplyAdd(a3, b1, c31); c32 = TOps.MultiplyAdd(a3, b2, c32); c33 = TOps.MultiplyAdd(a3, b3, c33);
+        }
+        c[0] += TOps.Sum(c00); c[1] += TOps.Sum(c01); c[2] += TOps.Sum(c02); c[3] += TOps.Sum(c03);
+        c += ldc;
+        c[0] += TOps.Sum(c10); c[1] += TOps.Sum(c11); c[2] += TOps.Sum(c12); c[3] += TOps.Sum(c13);
+        c += ldc;
+        c[0] += TOps.Sum(c20); c[1] += TOps.Sum(c21); c[2] += TOps.Sum(c22); c[3] += TOps.Sum(c23);
+        c += ldc;
+        c[0] += TOps.Sum(c30); c[1] += TOps.Sum(c31); c[2] += TOps.Sum(c32); c[3] += TOps.Sum(c33);
+    }
+
+    /// <summary>dM[xi] [rows, T] = (A dY A^T) per 4x4 tile of dy (zero past the map's edge) for rows o &lt; Cout, NR lanes at a time.</summary>
+    static unsafe void TransformOutputGradient<TOps, TVec>(WinoProblem p, long t0, int panels, float* m, bool inline, int rows)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, w = TOps.Count;
-        long chunkTiles = (long)panels * nr, pointStride = (long)p.Cout * chunkTiles;
+        long chunkTiles = (long)panels * nr, pointStride = (long)rows * chunkTiles;
         nint mBase = (nint)m;
         For(p.Cout * panels, 36L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
@@ -594,17 +684,17 @@ public static partial class Conv2d
         }
     }
 
-    /// <summary>dw[o, c] += G^T dU[o, c] G for every channel pair (dU [36][Cout, Cin]).</summary>
-    static unsafe void AccumulateFilterGradient(WinoProblem p, float* du)
+    /// <summary>dw[o, c] += G^T dU[o, c] G for every channel pair (dU [36][Cout4, Cin4]).</summary>
+    static unsafe void AccumulateFilterGradient(WinoProblem p, float* du, int cin4)
     {
         int cin = p.Cin, cout = p.Cout;
-        long pointStride = (long)cout * cin;
+        long pointStride = (long)RoundUp4(cout) * cin4;
         nint duBase = (nint)du;
         // Columns of G (6x3): G[a, u].
         For(cout, 162L * cin, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
         {
             Span<float> t = stackalloc float[WinoPatch * 3];   // (dU G) [6][3]
-            float* src0 = (float*)duBase + (long)o * cin;
+            float* src0 = (float*)duBase + (long)o * cin4;
             for (int c = 0; c < cin; c++)
             {
                 float* src = src0 + c;

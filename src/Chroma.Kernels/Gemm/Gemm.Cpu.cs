@@ -79,21 +79,6 @@ public static partial class Gemm
         }
     }
 
-    /// <summary>
-    /// The product on the calling thread only, micro-kernel width chosen by the caller's kernel (for
-    /// callers that already spread independent products over the cores, e.g. Winograd's 36 points).
-    /// No argument checks beyond the sizes: callers are internal and pass valid views.
-    /// </summary>
-    internal static void CpuSequential<TOps, TVec>(bool transA, bool transB, int m, int n, int k, float alpha,
-        float[] a, int aOffset, int lda, float[] b, int bOffset, int ldb, float beta, float[] c, int cOffset, int ldc)
-        where TOps : struct, IVectorOps<TVec> where TVec : struct
-    {
-        if (m == 0 || n == 0) return;
-        if (k == 0 || alpha == 0f) { ScaleC(m, n, beta, c, cOffset, ldc); return; }
-        Sequential<TOps, TVec>(new CpuProblem(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc),
-            TOps.Count == 16 ? 192 : 256);
-    }
-
     internal static bool IsAccelerated(CpuKernel kernel) => kernel switch
     {
         CpuKernel.Vector512 => Vector512.IsHardwareAccelerated,
@@ -620,6 +605,8 @@ public static partial class Gemm
         static abstract TVec Subtract(TVec x, TVec y);
         /// <summary>Lane-wise max(x, 0).</summary>
         static abstract TVec Relu(TVec x);
+        /// <summary>Sum of the lanes (in a fixed order).</summary>
+        static abstract float Sum(TVec x);
         /// <summary>x * y + z, fused where the hardware has FMA.</summary>
         static abstract TVec MultiplyAdd(TVec x, TVec y, TVec z);
     }
@@ -635,6 +622,7 @@ public static partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Add(Vector512<float> x, Vector512<float> y) => x + y;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Subtract(Vector512<float> x, Vector512<float> y) => x - y;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Relu(Vector512<float> x) => Vector512.Max(x, Vector512<float>.Zero);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> x) => Vector512.Sum(x);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> MultiplyAdd(Vector512<float> x, Vector512<float> y, Vector512<float> z) => Vector512.MultiplyAddEstimate(x, y, z);
     }
 
@@ -649,6 +637,7 @@ public static partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Add(Vector256<float> x, Vector256<float> y) => x + y;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Subtract(Vector256<float> x, Vector256<float> y) => x - y;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Relu(Vector256<float> x) => Vector256.Max(x, Vector256<float>.Zero);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> x) => Vector256.Sum(x);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> MultiplyAdd(Vector256<float> x, Vector256<float> y, Vector256<float> z) => Vector256.MultiplyAddEstimate(x, y, z);
     }
 
@@ -663,6 +652,7 @@ public static partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Add(Vector128<float> x, Vector128<float> y) => x + y;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Subtract(Vector128<float> x, Vector128<float> y) => x - y;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> Relu(Vector128<float> x) => Vector128.Max(x, Vector128<float>.Zero);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector128<float> x) => Vector128.Sum(x);
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector128<float> MultiplyAdd(Vector128<float> x, Vector128<float> y, Vector128<float> z) => Vector128.MultiplyAddEstimate(x, y, z);
     }
 
@@ -677,6 +667,7 @@ public static partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Add(float x, float y) => x + y;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Subtract(float x, float y) => x - y;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Relu(float x) => x > 0f ? x : 0f;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float x) => x;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MultiplyAdd(float x, float y, float z) => x * y + z;
     }
 
