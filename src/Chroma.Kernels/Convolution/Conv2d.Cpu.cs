@@ -31,6 +31,11 @@ public static partial class Conv2d
                 b?.HostArray, b?.Offset ?? 0, y.HostArray, y.Offset, accumulate: false, relu, kernel);
             return;
         }
+        if (algorithm == CpuAlgorithm.DirectGemm)
+        {
+            DirectCpu(s, x, w, b, y, kernel, relu);
+            return;
+        }
         var (images, rows) = s.IsPointwise && s.HoWo >= CpuMinColumns ? (1, s.Ho) : PlanChunks(s, CpuColumnBudget, CpuMinColumns);
         float[] xa = x.HostArray, wa = w.HostArray, ya = y.HostArray;
         float[]? ba = b?.HostArray;

@@ -36,8 +36,10 @@ public static partial class Conv2d
     /// <summary>How the CPU path computes a convolution.</summary>
     internal enum CpuAlgorithm
     {
-        /// <summary>Column buffer (im2col) and one matrix product per chunk: any kernel, stride, padding.</summary>
+        /// <summary>Column buffer (im2col) and one matrix product per chunk: any kernel, stride, padding (kept as the forward's reference; backward's weight gradient and col2im use it).</summary>
         Im2colGemm,
+        /// <summary>The same product with the columns gathered straight into the micro-kernel's panels (Conv2d.Direct.cs): any kernel, stride, padding.</summary>
+        DirectGemm,
         /// <summary>Winograd F(4x4, 3x3): 3x3 kernels, stride 1, padding 0..2.</summary>
         Winograd4x4,
     }
@@ -52,12 +54,13 @@ public static partial class Conv2d
 
     /// <summary>
     /// The algorithm for a convolution of this shape on the CPU path. Winograd F(4x4, 3x3) for every
-    /// 3x3 stride-1 layer with at least <see cref="WinogradMinTiles"/> output tiles; im2col + GEMM
-    /// for the rest (the stride-2 downsampling layers, the 1x1 fusion, tiny maps).
+    /// 3x3 stride-1 layer with at least <see cref="WinogradMinTiles"/> output tiles; the direct packed
+    /// product for the rest (the stride-2 downsampling layers, the 1x1 fusion, tiny maps). The backward
+    /// of those takes im2col + GEMM.
     /// </summary>
     internal static CpuAlgorithm ChooseCpuAlgorithm(in ConvArgs s) =>
         s.K == 3 && s.Stride == 1 && s.Pad <= 2 && (long)s.N * WinoTiles(s.Ho) * WinoTiles(s.Wo) >= WinogradMinTiles
-            ? CpuAlgorithm.Winograd4x4 : CpuAlgorithm.Im2colGemm;
+            ? CpuAlgorithm.Winograd4x4 : CpuAlgorithm.DirectGemm;
 
     static int WinoTiles(int outputSize) => (outputSize + WinoTile - 1) / WinoTile;
 

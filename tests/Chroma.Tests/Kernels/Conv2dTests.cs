@@ -126,6 +126,43 @@ public class Conv2dTests
             GradCheck.Check($"conv backward {c}", i => c.Reference(i[0], i[1], null), [x, w], dy, [dx, dw]);
     }
 
+    /// <summary>
+    /// The CPU's direct packed product (the forward of every non-Winograd layer) on every vector width the
+    /// machine accelerates: more than one k block (Cin*K*K over 192), Cout not a multiple of the 6-row
+    /// micro-tile, a short last panel of output pixels, padding on every side.
+    /// </summary>
+    public static TheoryData<string, string> DirectCases()
+    {
+        var d = new TheoryData<string, string>();
+        foreach (var k in new[] { Gemm.CpuKernel.Vector512, Gemm.CpuKernel.Vector256, Gemm.CpuKernel.Vector128, Gemm.CpuKernel.Scalar })
+            if (Gemm.IsAccelerated(k))
+                foreach (var c in new[] { "k3s2p1_blocks", "k1s1p0_blocks", "k5s2p2" }) d.Add(c, k.ToString());
+        return d;
+    }
+
+    static readonly Dictionary<string, Case> DirectShapes = new()
+    {
+        ["k3s2p1_blocks"] = new(2, 30, 13, 17, 23, 3, 2, 1, Bias: true, InputGradient: true),
+        ["k1s1p0_blocks"] = new(1, 200, 7, 5, 9, 1, 1, 0, Bias: true, InputGradient: true),
+        ["k5s2p2"] = Cases["k5s2p2"],
+    };
+
+    [Theory, MemberData(nameof(DirectCases))]
+    public void Direct_forward_matches_reference_on_every_width(string name, string kernel)
+    {
+        var c = DirectShapes[name];
+        var dev = TestDevices.Get("cpu");
+        var x = TestData.RoundToFloat(TestData.Uniform(50, c.XCount));
+        var w = TestData.RoundToFloat(TestData.Uniform(51, c.WCount));
+        var b = TestData.RoundToFloat(TestData.Uniform(52, c.Cout));
+        using var tx = TestData.Tensor(dev, x, c.XShape);
+        using var tw = TestData.Tensor(dev, w, c.WShape);
+        using var tb = TestData.Tensor(dev, b, c.Cout);
+        using var ty = TestData.Tensor(dev, Enumerable.Repeat(7.0, c.YCount).ToArray(), c.YShape);
+        Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad, Conv2d.CpuAlgorithm.DirectGemm, Enum.Parse<Gemm.CpuKernel>(kernel));
+        Compare.Close($"direct conv {c} {kernel}", c.Reference(x, w, b), ty.ToArray(), 1e-5, 1e-4);
+    }
+
     [Fact]
     public void Output_size_follows_the_formula()
     {

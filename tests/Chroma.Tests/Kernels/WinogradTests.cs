@@ -105,7 +105,7 @@ public class WinogradTests
 
     public static TheoryData<string, string> ReluPaths() => new()
     {
-        { "cpu", nameof(Algorithm.Winograd4x4) }, { "cpu", nameof(Algorithm.Im2colGemm) }, { "gpu", "" },
+        { "cpu", nameof(Algorithm.Winograd4x4) }, { "cpu", nameof(Algorithm.Im2colGemm) }, { "cpu", nameof(Algorithm.DirectGemm) }, { "gpu", "" },
     };
 
     /// <summary>The fused ReLU epilogue (folded batch norm + ReLU at inference) on every path and CPU algorithm.</summary>
@@ -198,9 +198,9 @@ public class WinogradTests
             return new Conv2d.ConvArgs(n, c, hw, hw, c, k, stride, k / 2, o, o, 0, n, 0, o);
         }
         Assert.Equal(Algorithm.Winograd4x4, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 3, 1)));     // the network's 3x3 layers
-        Assert.Equal(Algorithm.Im2colGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 3, 2)));      // downsampling
-        Assert.Equal(Algorithm.Im2colGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 1, 1)));      // 1x1 fusion
-        Assert.Equal(Algorithm.Im2colGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 512, 7, 3, 1)));      // 4 tiles: the filter transform would dominate
+        Assert.Equal(Algorithm.DirectGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 3, 2)));      // downsampling
+        Assert.Equal(Algorithm.DirectGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 1, 1)));      // 1x1 fusion
+        Assert.Equal(Algorithm.DirectGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 512, 7, 3, 1)));      // 4 tiles: the filter transform would dominate
         Assert.Throws<ArgumentException>(() =>
         {
             using var x = TestDevices.Get("cpu").Zeros(1, 2, 8, 8);
