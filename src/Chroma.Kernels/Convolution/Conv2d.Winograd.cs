@@ -46,21 +46,41 @@ public static partial class Conv2d
 
     const int WinoTile = 4, WinoPatch = 6, WinoPoints = WinoPatch * WinoPatch;
 
-    /// <summary>Fewest output tiles (over the batch) for which Winograd is chosen; see <see cref="ChooseCpuAlgorithm"/>.</summary>
-    internal const int WinogradMinTiles = 16;
+    /// <summary>
+    /// Least multiply-adds per (output, input) channel pair that Winograd must save over the direct product,
+    /// N (9 Ho Wo - 36 tiles per image), before it is chosen: building U = G g G^T costs about 60 cycles
+    /// per pair (scalar), some 2,000 multiply-adds of the vectorized products.
+    /// </summary>
+    internal const int WinogradMinSavingPerPair = 2048;
 
-    /// <summary>Floats the Winograd path keeps for one chunk's V and M (16 MB): sized to stay in the last-level cache.</summary>
+    /// <summary>Floats the phase-parallel schedule keeps for one chunk's V and M (16 MB): sized to stay in the last-level cache.</summary>
     internal static long WinogradChunkBudget = 1 << 22;
 
     /// <summary>
-    /// The algorithm for a convolution of this shape on the CPU path. Winograd F(4x4, 3x3) for every
-    /// 3x3 stride-1 layer with at least <see cref="WinogradMinTiles"/> output tiles; the direct packed
-    /// product for the rest (the stride-2 downsampling layers, the 1x1 fusion, tiny maps). The backward
-    /// of those takes im2col + GEMM.
+    /// The algorithm for a convolution of this shape on the CPU path. Winograd F(4x4, 3x3) for the 3x3
+    /// stride-1 layers whose maps are large enough to pay for the filter transform (see
+    /// <see cref="WinogradMinSavingPerPair"/>: at batch 1 the 14x14 and 7x7 global layers are not, at
+    /// batch 16 both are); for the rest (the stride-2 downsampling layers, the 1x1 fusion, tiny maps) the
+    /// direct packed product on large maps and im2col + GEMM on small ones (<see cref="DirectMinPixels"/>);
+    /// their backward takes im2col + GEMM.
     /// </summary>
-    internal static CpuAlgorithm ChooseCpuAlgorithm(in ConvArgs s) =>
-        s.K == 3 && s.Stride == 1 && s.Pad <= 2 && (long)s.N * WinoTiles(s.Ho) * WinoTiles(s.Wo) >= WinogradMinTiles
-            ? CpuAlgorithm.Winograd4x4 : CpuAlgorithm.DirectGemm;
+    internal static CpuAlgorithm ChooseCpuAlgorithm(in ConvArgs s)
+    {
+        if (s.K == 3 && s.Stride == 1 && s.Pad <= 2
+            && (long)s.N * (9L * s.Ho * s.Wo - 36L * WinoTiles(s.Ho) * WinoTiles(s.Wo)) >= WinogradMinSavingPerPair)
+            return CpuAlgorithm.Winograd4x4;
+        return (long)s.N * s.HoWo >= DirectMinPixels ? CpuAlgorithm.DirectGemm : CpuAlgorithm.Im2colGemm;
+    }
+
+    /// <summary>
+    /// Fewest output pixels (over the batch) for the direct packed product. It streams the packed filters
+    /// once per panel of NR pixels, so it needs many panels; below this im2col + GEMM, whose blocking
+    /// keeps the filters in L2, wins. Measured on the 2-core Xeon, forward, ms (direct / im2col):
+    /// 512 -> 512 stride 2 to 14x14, one image 8.2 / 4.9; 512 -> 512 at 14x14, one image 8.4 / 4.8;
+    /// 4 images at 7x7 8.3 / 5.6; but 128 -> 128 stride 2 to 128x128 29.7 / 36.1, 256 -> 256 stride 2 to
+    /// 64x64 24.7 / 23.7, 4 images 128 -> 128 to 56x56 23.8 / 28.0, 1x1 512 -> 256 at 64x64 4.9 / 5.3.
+    /// </summary>
+    internal const int DirectMinPixels = 1024;
 
     static int WinoTiles(int outputSize) => (outputSize + WinoTile - 1) / WinoTile;
 
@@ -621,8 +641,11 @@ public static partial class Conv2d
             return;
         }
 
-        // Large layers: one phase at a time over all cores, chunk after chunk into one dU.
-        int chunkPanels = (int)Math.Clamp(WinogradChunkBudget / perPanel, 1, totalPanels);
+        // Large layers: one phase at a time over all cores, chunk after chunk into one dU, each point's
+        // product dU[xi] += dM[xi] V[xi]^T on the blocked GEMM: with hundreds of channels its packing is
+        // cheap, while 4 x 4 dot products would spend a third of their time on horizontal sums unless the
+        // chunk held a thousand tiles. Chunks as long as 32 MB of V and M allow (a whole 28x28 batch of 4).
+        int chunkPanels = (int)Math.Clamp(4 * WinogradChunkBudget / perPanel, 1, totalPanels);
         int tilesPerChunk = chunkPanels * nr;
         using var vLease = Workspace.Take(ref _winoV, (int)(WinoPoints * PointStride((long)cin4 * tilesPerChunk)));
         using var mLease = Workspace.Take(ref _winoM, (int)(WinoPoints * PointStride((long)cout4 * tilesPerChunk)));
@@ -631,7 +654,14 @@ public static partial class Conv2d
         for (long q0 = 0; q0 < totalPanels; q0 += chunkPanels)
         {
             int panels = (int)Math.Min(chunkPanels, totalPanels - q0);
-            GradientChunk<TOps, TVec>(p, q0 * nr, panels, vLease.Pointer, mLease.Pointer, uLease.Pointer, cin4, cout4, inline: false);
+            int k = panels * nr;
+            TransformInput<TOps, TVec>(p, q0 * nr, panels, vLease.Pointer, rowMajor: true, rowMajorRows: cin4);
+            TransformOutputGradient<TOps, TVec>(p, q0 * nr, panels, mLease.Pointer, false, cout4);
+            long vStride = PointStride((long)cin4 * k), mStride = PointStride((long)cout4 * k), uStride = PointStride((long)cout4 * cin4);
+            // Only rows < Cin and < Cout are read: the padding rows are never written here.
+            for (int xi = 0; xi < WinoPoints; xi++)
+                Gemm.Cpu(false, true, p.Cout, p.Cin, k, 1f, mLease.Array, mLease.Offset + (int)(xi * mStride), k,
+                    vLease.Array, vLease.Offset + (int)(xi * vStride), k, 1f, uLease.Array, uLease.Offset + (int)(xi * uStride), cin4);
         }
         AccumulateFilterGradient(p, uLease.Pointer, cin4);
     }

@@ -200,7 +200,12 @@ public class WinogradTests
         Assert.Equal(Algorithm.Winograd4x4, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 3, 1)));     // the network's 3x3 layers
         Assert.Equal(Algorithm.DirectGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 3, 2)));      // downsampling
         Assert.Equal(Algorithm.DirectGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 1, 1)));      // 1x1 fusion
-        Assert.Equal(Algorithm.DirectGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 512, 7, 3, 1)));      // 4 tiles: the filter transform would dominate
+        Assert.Equal(Algorithm.Im2colGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 512, 7, 3, 1)));      // 4 tiles: the filter transform would dominate
+        Assert.Equal(Algorithm.Im2colGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 512, 14, 3, 1)));     // inference's global layers
+        Assert.Equal(Algorithm.Im2colGemm, Conv2d.ChooseCpuAlgorithm(Args(4, 512, 7, 3, 1)));
+        Assert.Equal(Algorithm.Im2colGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 512, 28, 3, 2)));     // global.conv1 at batch 1
+        Assert.Equal(Algorithm.Winograd4x4, Conv2d.ChooseCpuAlgorithm(Args(4, 512, 14, 3, 1)));    // training at batch 4
+        Assert.Equal(Algorithm.Winograd4x4, Conv2d.ChooseCpuAlgorithm(Args(16, 128, 7, 3, 1)));    // training at batch 16
         Assert.Throws<ArgumentException>(() =>
         {
             using var x = TestDevices.Get("cpu").Zeros(1, 2, 8, 8);
