@@ -102,11 +102,59 @@ public sealed partial class GpuDevice : Device
         if (!ReferenceEquals(s_bound, Accelerator)) { Accelerator.Bind(); s_bound = Accelerator; }
     }
 
+    /// <summary>
+    /// Execution log: when set, every launch, host&lt;-&gt;device copy, synchronization and allocation
+    /// of this device is recorded in it; null (the default) records nothing.
+    /// </summary>
+    public GpuLog? Log { get; set; }
+
+    LaunchPlan _planned;
+    string? _transferName;
+
+    /// <summary>
+    /// Announces the next launch's plan, so that the log records its work estimate (a launch whose
+    /// kernel, grid and group do not match the announced plan is logged with work -1, "unplanned").
+    /// </summary>
+    public void Launching(in LaunchPlan plan) { if (Log is not null) _planned = plan; }
+
+    /// <summary>Names the next host&lt;-&gt;device copy or allocation in the log (e.g. "batch labels", "loss readback").</summary>
+    public void NameNextTransfer(string name) { if (Log is not null) _transferName = name; }
+
+    static string KernelName(Delegate kernel) =>
+        kernel.Method.DeclaringType is { } t ? $"{(t.IsNested ? t.DeclaringType!.Name + "." : "")}{t.Name}.{kernel.Method.Name}" : kernel.Method.Name;
+
+    GpuEvent AutoLaunch(string name, Index1D threads)
+    {
+        long work = _planned.Kernel == name && _planned.Grid.X == threads.X && _planned.Group.Size == 0 ? _planned.Work : -1;
+        _planned = default;
+        return new GpuEvent(GpuEventKind.Launch, name, new Index3D(threads.X, 1, 1), new Index3D(0, 0, 0), work, 0);
+    }
+
+    GpuEvent GroupedLaunch(string name, KernelConfig config)
+    {
+        long work = _planned.Kernel == name && _planned.Grid == config.GridDim && _planned.Group == config.GroupDim ? _planned.Work : -1;
+        _planned = default;
+        return new GpuEvent(GpuEventKind.Launch, name, config.GridDim, config.GroupDim, work, 0);
+    }
+
+    void LogTransfer(GpuEventKind kind, long bytes, string fallback)
+    {
+        if (Log is null) return;
+        Log.Add(new GpuEvent(kind, _transferName ?? fallback, default, default, -1, bytes));
+        _transferName = null;
+    }
+
+    MemoryBuffer1D<float, Stride1D.Dense> Allocate(long length, string what)
+    {
+        LogTransfer(GpuEventKind.Allocate, length * sizeof(float), what);
+        return Accelerator.Allocate1D<float>(Math.Max(length, 1));
+    }
+
     public override Tensor Zeros(params int[] shape)
     {
         Bind();
         int n = Tensor.ShapeLength(shape);
-        var buffer = Accelerator.Allocate1D<float>(Math.Max(n, 1));
+        var buffer = Allocate(n, "tensor");
         buffer.MemSetToZero();
         return new Tensor(this, (int[])shape.Clone(), buffer, 0, owner: true);
     }
@@ -125,24 +173,42 @@ public sealed partial class GpuDevice : Device
     {
         if (src.Length != dst.Length) throw new ArgumentException($"Copy: {src.ShapeString} and {dst.ShapeString} differ in length.");
         Bind();
-        if (src.Length > 0) src.View.CopyTo(dst.View);
+        if (src.Length == 0) return;
+        LogTransfer(GpuEventKind.DeviceCopy, src.Length * sizeof(float), "copy");
+        src.View.CopyTo(dst.View);
     }
 
-    public override void Synchronize() { Bind(); Accelerator.Synchronize(); }
+    public override void Synchronize()
+    {
+        Bind();
+        LogTransfer(GpuEventKind.Synchronize, 0, "synchronize");
+        Accelerator.Synchronize();
+    }
 
+    // The span overloads copy straight from / to the caller's memory (no managed temporary).
     internal override void Upload(ReadOnlySpan<float> data, Tensor dst)
     {
         Bind();
-        if (data.Length > 0) dst.View.CopyFromCPU(data.ToArray());
+        if (data.Length == 0) return;
+        LogTransfer(GpuEventKind.Upload, data.Length * sizeof(float), "upload");
+        dst.View.SubView(0, data.Length).CopyFromCPU(data);
     }
 
     internal override void Download(Tensor src, Span<float> data)
     {
         Bind();
         if (src.Length == 0) return;
-        var tmp = new float[src.Length];
-        src.View.CopyToCPU(tmp);
-        tmp.CopyTo(data);
+        LogTransfer(GpuEventKind.Download, src.Length * sizeof(float), "download");
+        src.View.CopyToCPU(data[..(int)src.Length]);
+    }
+
+    /// <summary>Copies integers (e.g. class labels) into a device buffer; the log records an upload.</summary>
+    public void Upload(ReadOnlySpan<int> data, ArrayView<int> dst)
+    {
+        Bind();
+        if (data.Length == 0) return;
+        LogTransfer(GpuEventKind.Upload, data.Length * sizeof(int), "upload");
+        dst.SubView(0, data.Length).CopyFromCPU(data);
     }
 
     readonly Dictionary<string, MemoryBuffer1D<float, Stride1D.Dense>> _workspaces = [];
@@ -160,7 +226,7 @@ public sealed partial class GpuDevice : Device
         if (!_workspaces.TryGetValue(name, out var buffer) || buffer.Length < length)
         {
             buffer?.Dispose(); // cudaFree waits for pending work on the old buffer
-            buffer = Accelerator.Allocate1D<float>(Math.Max(length, 1));
+            buffer = Allocate(length, "workspace " + name);
             _workspaces[name] = buffer;
         }
         return new Tensor(this, [length], buffer, 0, owner: false);
