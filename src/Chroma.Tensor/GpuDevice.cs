@@ -110,6 +110,38 @@ public sealed partial class GpuDevice : Device
 
     LaunchPlan _planned;
     string? _transferName;
+    GpuTarget? _target;
+
+    /// <summary>
+    /// The GPU that ops plan their launches for (group sizes, tile and split choices): this
+    /// device's own, except inside <see cref="PlanFor"/>.
+    /// </summary>
+    public GpuTarget Target => _target ??= GpuTarget.Of(this);
+
+    /// <summary>True inside <see cref="PlanFor"/>: launches and copies are logged, not run.</summary>
+    public bool PlanOnly { get; private set; }
+
+    /// <summary>
+    /// Plans instead of running until the returned scope is disposed: ops choose their launches for
+    /// <paramref name="target"/> (e.g. <see cref="GpuTarget.Hopper"/> on a machine without a GPU) and
+    /// every launch, copy, synchronization and allocation goes to <paramref name="log"/>, but no kernel
+    /// runs and no data moves (buffers are still allocated, so a whole training step can be planned at
+    /// its real shapes). Tensor contents are meaningless afterwards. Tests use it to check the launches
+    /// of the real workloads without a GPU.
+    /// </summary>
+    public IDisposable PlanFor(GpuTarget target, GpuLog log)
+    {
+        if (PlanOnly) throw new InvalidOperationException("GpuDevice.PlanFor: already planning.");
+        var (oldTarget, oldLog) = (_target, Log);
+        _target = target; Log = log; PlanOnly = true;
+        return new Scope(() => { _target = oldTarget; Log = oldLog; PlanOnly = false; });
+    }
+
+    sealed class Scope(Action end) : IDisposable
+    {
+        Action? _end = end;
+        public void Dispose() { _end?.Invoke(); _end = null; }
+    }
 
     /// <summary>
     /// Announces the next launch's plan, so that the log records its work estimate (a launch whose
@@ -163,7 +195,7 @@ public sealed partial class GpuDevice : Device
     {
         Bind();
         if (t.Length == 0) return;
-        if (value == 0f) { t.View.MemSetToZero(); return; }
+        if (value == 0f) { if (!PlanOnly) t.View.MemSetToZero(); return; }
         Kernel<ArrayView<float>, float>(FillKernel)(t.Length, t.View, value);
     }
 
@@ -175,14 +207,14 @@ public sealed partial class GpuDevice : Device
         Bind();
         if (src.Length == 0) return;
         LogTransfer(GpuEventKind.DeviceCopy, src.Length * sizeof(float), "copy");
-        src.View.CopyTo(dst.View);
+        if (!PlanOnly) src.View.CopyTo(dst.View);
     }
 
     public override void Synchronize()
     {
         Bind();
         LogTransfer(GpuEventKind.Synchronize, 0, "synchronize");
-        Accelerator.Synchronize();
+        if (!PlanOnly) Accelerator.Synchronize();
     }
 
     // The span overloads copy straight from / to the caller's memory (no managed temporary).
@@ -191,7 +223,7 @@ public sealed partial class GpuDevice : Device
         Bind();
         if (data.Length == 0) return;
         LogTransfer(GpuEventKind.Upload, data.Length * sizeof(float), "upload");
-        dst.View.SubView(0, data.Length).CopyFromCPU(data);
+        if (!PlanOnly) dst.View.SubView(0, data.Length).CopyFromCPU(data);
     }
 
     internal override void Download(Tensor src, Span<float> data)
@@ -199,7 +231,8 @@ public sealed partial class GpuDevice : Device
         Bind();
         if (src.Length == 0) return;
         LogTransfer(GpuEventKind.Download, src.Length * sizeof(float), "download");
-        src.View.CopyToCPU(data[..(int)src.Length]);
+        if (PlanOnly) data[..(int)src.Length].Clear();
+        else src.View.CopyToCPU(data[..(int)src.Length]);
     }
 
     /// <summary>Copies integers (e.g. class labels) into a device buffer; the log records an upload.</summary>
@@ -208,7 +241,7 @@ public sealed partial class GpuDevice : Device
         Bind();
         if (data.Length == 0) return;
         LogTransfer(GpuEventKind.Upload, data.Length * sizeof(int), "upload");
-        dst.SubView(0, data.Length).CopyFromCPU(data);
+        if (!PlanOnly) dst.SubView(0, data.Length).CopyFromCPU(data);
     }
 
     readonly Dictionary<string, MemoryBuffer1D<float, Stride1D.Dense>> _workspaces = [];
@@ -235,7 +268,7 @@ public sealed partial class GpuDevice : Device
     /// <summary>Launch configuration of a 1-D explicitly grouped kernel covering <paramref name="n"/> items.</summary>
     public KernelConfig Groups1D(int n, int groupSize)
     {
-        groupSize = Math.Min(groupSize, MaxGroupSize);
+        groupSize = Math.Min(groupSize, Target.MaxGroupSize);
         return new KernelConfig(Math.Max(1, (n + groupSize - 1) / groupSize), groupSize);
     }
 

@@ -64,7 +64,7 @@ public static partial class Conv2d
         if (db is not null)
         {
             int groupSize = ReductionGroupSize;
-            while (groupSize > gpu.MaxGroupSize) groupSize >>= 1;
+            while (groupSize > gpu.Target.MaxGroupSize) groupSize >>= 1;
             gpu.GroupedKernel<ConvArgs, ArrayView<float>, ArrayView<float>>(BiasGradientKernel)(
                 new KernelConfig(s.Cout, groupSize), s, dy.View, db.View);
         }

@@ -48,9 +48,9 @@ public static partial class Gemm
     // two groups. (A heuristic from the kernels' structure, not yet tuned on a GPU.)
     static bool UseTiled8(GpuDevice gpu, int m, int n)
     {
-        long tile = 8L * GroupSide(gpu.MaxGroupSize);
+        long tile = 8L * GroupSide(gpu.Target.MaxGroupSize);
         long groups = (m + tile - 1) / tile * ((n + tile - 1) / tile);
-        return groups >= 2L * gpu.Accelerator.NumMultiprocessors;
+        return groups >= 2L * gpu.Target.Multiprocessors;
     }
 
     /// <summary>Kernel 2: 4 x 4 outputs per thread, (4S) x (4S) tiles (64 x 64 on CUDA).</summary>
@@ -59,7 +59,7 @@ public static partial class Gemm
     {
         if (m == 0 || n == 0) return;
         var args = new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc);
-        int side = GroupSide(gpu.MaxGroupSize), tile = side * ThreadTile;
+        int side = GroupSide(gpu.Target.MaxGroupSize), tile = side * ThreadTile;
         var config = new KernelConfig(new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile), new Index2D(side, side));
         gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TiledKernel)(config, args, a, b, c);
     }
@@ -70,7 +70,7 @@ public static partial class Gemm
     {
         if (m == 0 || n == 0) return;
         var args = new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc);
-        int side = GroupSide(gpu.MaxGroupSize), tile = side * 8;
+        int side = GroupSide(gpu.Target.MaxGroupSize), tile = side * 8;
         var config = new KernelConfig(new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile), new Index2D(side, side));
         gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Tiled8Kernel)(config, args, a, b, c);
     }

@@ -169,7 +169,7 @@ public static class MseLoss
     /// <summary>Largest power of two within the accelerator's group limit and the shared-memory array.</summary>
     static int ReductionGroupSize(GpuDevice gpu)
     {
-        int limit = Math.Min(gpu.MaxGroupSize, MaxReductionGroup);
+        int limit = Math.Min(gpu.Target.MaxGroupSize, MaxReductionGroup);
         int size = 1;
         while (size * 2 <= limit) size *= 2;
         return size;

@@ -73,7 +73,7 @@ public static partial class BatchNorm
     /// </summary>
     static KernelConfig ChannelGroups(GpuDevice gpu, int c, int m, int sharedPerThread)
     {
-        int limit = Math.Min(gpu.MaxGroupSize, 1024), size = 1;
+        int limit = Math.Min(gpu.Target.MaxGroupSize, 1024), size = 1;
         while (size * 2 <= limit && size < m) size *= 2;
         return new KernelConfig(new Index1D(c), new Index1D(size), SharedMemoryConfig.RequestDynamic<float>(size * sharedPerThread));
     }

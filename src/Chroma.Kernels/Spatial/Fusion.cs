@@ -68,7 +68,7 @@ public static class Fusion
                 gpu.Kernel<FusionDims, ArrayView<float>, ArrayView<float>>(LocalGradKernel)(dLocal.Length, dims, dy.View, dLocal.View);
             if (dGlobal is not null && dGlobal.Length > 0)
             {
-                int group = Math.Min(MaxReduceGroup, FloorPowerOfTwo(gpu.MaxGroupSize));
+                int group = Math.Min(MaxReduceGroup, FloorPowerOfTwo(gpu.Target.MaxGroupSize));
                 gpu.GroupedKernel<FusionDims, ArrayView<float>, ArrayView<float>>(GlobalGradKernel)(
                     new KernelConfig(dGlobal.Length, group), dims, dy.View, dGlobal.View);
             }
