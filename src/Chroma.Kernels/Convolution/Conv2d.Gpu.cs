@@ -1,226 +1,345 @@
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 
 namespace Chroma.Kernels;
 
+// GPU path: implicit-GEMM convolution. The three products of a convolution are matrix products
+// whose operands the kernel reads through the im2col index map, so no column buffer is written
+// to (or read back from) global memory:
+//
+//   forward       y  [Cout, N*Ho*Wo] = W [Cout, Cin*K*K] x cols(x)          (+ bias, ReLU in the store)
+//   input grad    dx [Cin,  N*H*W]  += W'[Cin, Cout*K*K] x rows(dy)         (gather form: each dx pixel
+//                 sums the dy entries that read it, so no two threads write one element)
+//   weight grad   dW [Cout, Cin*K*K] += dY [Cout, N*Ho*Wo] x cols(x)^T      (split-K over N*Ho*Wo)
+//
+// The kernel is the 4 x 4 register-tiled SIMT product of Gemm.TiledKernel (S x S threads, a
+// (4S) x (4S) tile, TileK-deep shared-memory stages), with the operand loads and the store
+// replaced by the mode's index maps. When the tiles do not fill the GPU (the 7x7 and 14x14 layers
+// of the global path, every weight gradient), the depth is split: grid z writes a partial product,
+// and ReduceKernel adds the splits in order and applies the store. The bias gradient is a split
+// channel sum (Reductions). Float32 SIMT on purpose: tensor cores come later.
+// Not yet timed on a GPU (no GPU was lent while it was written): the plan tests check the
+// structure (groups per launch) and the op tests check the values on ILGPU's CPU accelerator
+// and on PoCL's OpenCL device.
 public static partial class Conv2d
 {
-    /// <summary>
-    /// Largest column buffer the GPU path allocates, in floats (256 MB). Tests shrink it to
-    /// exercise chunking.
-    /// </summary>
-    internal static long GpuColumnBudget = 64L << 20;
-
-    /// <summary>Threads per group of the bias-gradient reduction (a power of two, capped by the device).</summary>
-    const int ReductionGroupSize = 256;
-
-    // The column buffer (and, when a chunk holds several images, the [Cout, Width] product or
-    // gathered dY) lives in the device's workspaces: every element is written before it is read
-    // (im2col writes the padding zeros too), and stream order makes reuse safe without waiting.
-
-    static void ForwardGpu(GpuDevice gpu, ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y)
+    /// <summary>Which product of the convolution the implicit-GEMM kernel computes.</summary>
+    public enum GpuMode
     {
-        var (images, rows) = PlanChunks(s, GpuColumnBudget, 0);
-        var first = s with { Images = images, Rows = rows };
-        bool direct = s.IsPointwise && images == 1;
-        var cols = direct ? null : gpu.Workspace("conv2d.cols", first.Ckk * first.Width);
-        var product = images > 1 ? gpu.Workspace("conv2d.product", s.Cout * first.Width) : null;
-        var xv = x.View; var wv = w.View; var yv = y.View;
-        var bv = b?.View ?? yv; // any valid view when there is no bias; the kernels do not read it then
-        int hasBias = b is null ? 0 : 1;
-
-        for (int n0 = 0; n0 < s.N; n0 += images)
-            for (int r0 = 0; r0 < s.Ho; r0 += rows)
-            {
-                var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0) };
-                ArrayView<float> colView; int colLd;
-                if (direct) (colView, colLd) = (xv.SubView(c.Image0 * c.Cin * c.HW + c.Row0 * c.W), c.HW);
-                else
-                {
-                    colView = cols!.View.SubView(0, (long)c.Ckk * c.Width);
-                    gpu.Kernel<ConvArgs, ArrayView<float>, ArrayView<float>>(Im2ColKernel)(c.Ckk * c.Width, c, xv, colView);
-                    colLd = c.Width;
-                }
-
-                if (c.Images == 1)
-                {
-                    var yChunk = yv.SubView(c.Image0 * c.Cout * c.HoWo + c.Row0 * c.Wo);
-                    Gemm.Gpu(gpu, false, false, c.Cout, c.Width, c.Ckk, 1f, wv, c.Ckk, colView, colLd, 0f, yChunk, c.HoWo);
-                    if (hasBias != 0)
-                        gpu.Kernel<ConvArgs, ArrayView<float>, ArrayView<float>>(AddBiasKernel)(c.Cout * c.Width, c, bv, yv);
-                }
-                else
-                {
-                    var p = product!.View.SubView(0, (long)c.Cout * c.Width);
-                    Gemm.Gpu(gpu, false, false, c.Cout, c.Width, c.Ckk, 1f, wv, c.Ckk, colView, colLd, 0f, p, c.Width);
-                    gpu.Kernel<ConvArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, int>(ScatterOutputKernel)(
-                        c.Cout * c.Width, c, p, bv, yv, hasBias);
-                }
-            }
+        /// <summary>y = W x cols(x) + b (ReLU optional).</summary>
+        Forward = 0,
+        /// <summary>dx += W' x rows(dy).</summary>
+        InputGradient = 1,
+        /// <summary>dW += dY x cols(x)^T.</summary>
+        WeightGradient = 2,
     }
+
+    const int TileK = 16;                 // depth of one shared-memory stage
+    const int ThreadTile = 4;             // outputs per thread along each axis
+    const int MaxSide = 16;               // S on CUDA: 16 x 16 threads, 64 x 64 tiles
+    const int SharedTile = TileK * (MaxSide * ThreadTile + 1);
+    const int MinSplitDepth = 4 * TileK;  // fewest depth values per split
+    const long MaxPartials = 32L << 20;   // floats of partial products one launch may use (128 MB)
+
+    /// <summary>
+    /// Sizes of one implicit-GEMM launch: the convolution, the mode, the product's M, N, K, the split
+    /// depth, and the store's options. Public because ILGPU's CPU accelerator emits code in another
+    /// assembly that must see kernel parameter types.
+    /// </summary>
+    public readonly record struct GemmArgs(ConvArgs S, int Mode, int M, int N, int K, int SplitDepth, int Splits, int HasBias, int Relu);
+
+    /// <summary>The launches of one convolution product: the tiled product and, when split, the ordered reduction.</summary>
+    public readonly record struct GpuPlan(GpuMode Mode, LaunchPlan Product, LaunchPlan? Reduce, int Side, int Splits, int SplitDepth)
+    {
+        public IEnumerable<LaunchPlan> Launches => Reduce is { } r ? [Product, r] : [Product];
+    }
+
+    /// <summary>The bias-gradient launches: the split channel sum and its ordered final pass.</summary>
+    public readonly record struct GpuBiasPlan(LaunchPlan Partial, LaunchPlan Final, int Splits, int Chunk);
+
+    /// <summary>(M, N, K) of a mode's product.</summary>
+    public static (int M, int N, int K) ProductShape(in ConvArgs s, GpuMode mode) => mode switch
+    {
+        GpuMode.Forward => (s.Cout, s.N * s.HoWo, s.Ckk),
+        GpuMode.InputGradient => (s.Cin, s.N * s.HW, s.Cout * s.K * s.K),
+        _ => (s.Cout, s.Ckk, s.N * s.HoWo),
+    };
+
+    /// <summary>
+    /// Plans one product on <paramref name="target"/> (a plain function of the shapes): 64 x 64 tiles,
+    /// or 32 x 32 when those fill the GPU and 64 x 64 do not; then, while the tiles give fewer than
+    /// <see cref="GpuTarget.GroupsToFill"/> groups, the depth is split into ranges of at least
+    /// <see cref="MinSplitDepth"/> (whole stages), within a partial-product budget.
+    /// </summary>
+    public static GpuPlan PlanGpu(GpuTarget target, in ConvArgs s, GpuMode mode)
+    {
+        var (m, n, k) = ProductShape(s, mode);
+        long fill = target.GroupsToFill;
+        int side = MaxSide;
+        while (side > 1 && side * side > target.MaxGroupSize) side /= 2;
+        long Tiles(int tile) => (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
+        if (side > 8 && Tiles(ThreadTile * side) < fill && Tiles(ThreadTile * 8) >= fill) side = 8;
+        int tileSize = ThreadTile * side;
+        long tiles = Tiles(tileSize);
+        int splits = 1, depth = k;
+        long mn = (long)m * n;
+        if (tiles < fill && k >= 2 * MinSplitDepth)
+        {
+            long wanted = (fill + tiles - 1) / tiles;
+            long byDepth = k / MinSplitDepth, byBudget = Math.Max(1, MaxPartials / Math.Max(1, mn));
+            splits = (int)Math.Max(1, Math.Min(wanted, Math.Min(byDepth, byBudget)));
+            depth = (k + splits - 1) / splits;
+            depth = (depth + TileK - 1) / TileK * TileK;
+            splits = (k + depth - 1) / depth;
+        }
+        long work = mn * k;
+        var product = new LaunchPlan(nameof(Conv2d) + "." + nameof(ImplicitGemmKernel),
+            new Index3D((n + tileSize - 1) / tileSize, (m + tileSize - 1) / tileSize, splits), new Index3D(side, side, 1), work);
+        LaunchPlan? reduce = splits > 1
+            ? new LaunchPlan(nameof(Conv2d) + "." + nameof(ReduceKernel), new Index3D((int)mn, 1, 1), default, mn * splits)
+            : null;
+        return new GpuPlan(mode, product, reduce, side, splits, depth);
+    }
+
+    /// <summary>Plans the bias gradient db[o] += sum over n, i, j of dy[n, o, i, j].</summary>
+    public static GpuBiasPlan PlanGpuBias(GpuTarget target, in ConvArgs s)
+    {
+        var split = Reductions.PlanChannels(target, s.Cout, (long)s.N * s.HoWo);
+        return new GpuBiasPlan(
+            new LaunchPlan(nameof(Conv2d) + "." + nameof(BiasPartialKernel), split.Grid, split.Group, (long)s.N * s.HoWo * s.Cout),
+            new LaunchPlan(nameof(Conv2d) + "." + nameof(BiasFinalKernel), new Index3D(s.Cout, 1, 1), default, (long)s.Cout * split.Splits),
+            split.Splits, split.Chunk);
+    }
+
+    /// <summary>Every launch of a forward (or, with <paramref name="backward"/>, a backward) on a target: what the tests check.</summary>
+    public static IEnumerable<LaunchPlan> PlanGpuLaunches(GpuTarget target, in ConvArgs s, bool backward, bool inputGradient = true, bool bias = true)
+    {
+        var launches = new List<LaunchPlan>();
+        if (!backward) { launches.AddRange(PlanGpu(target, s, GpuMode.Forward).Launches); return launches; }
+        if (bias) { var b = PlanGpuBias(target, s); launches.Add(b.Partial); launches.Add(b.Final); }
+        launches.AddRange(PlanGpu(target, s, GpuMode.WeightGradient).Launches);
+        if (inputGradient) launches.AddRange(PlanGpu(target, s, GpuMode.InputGradient).Launches);
+        return launches;
+    }
+
+    static void ForwardGpu(GpuDevice gpu, ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y, bool relu) =>
+        RunGpu(gpu, PlanGpu(gpu.Target, s, GpuMode.Forward), s, w.View, x.View, y.View, b?.View ?? y.View, b is not null, relu);
 
     static void BackwardGpu(GpuDevice gpu, ConvArgs s, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db)
     {
-        if (db is not null)
+        if (db is not null) BiasGradientGpu(gpu, PlanGpuBias(gpu.Target, s), s, dy.View, db.View);
+        RunGpu(gpu, PlanGpu(gpu.Target, s, GpuMode.WeightGradient), s, dy.View, x.View, dw.View, dw.View, false, false);
+        if (dx is not null)
+            RunGpu(gpu, PlanGpu(gpu.Target, s, GpuMode.InputGradient), s, w.View, dy.View, dx.View, dx.View, false, false);
+    }
+
+    /// <summary>Runs one planned product: a = the left operand's tensor, b = the right's (read through the mode's maps).</summary>
+    internal static void RunGpu(GpuDevice gpu, in GpuPlan plan, ConvArgs s, ArrayView<float> a, ArrayView<float> b,
+        ArrayView<float> output, ArrayView<float> bias, bool hasBias, bool relu)
+    {
+        var (m, n, k) = ProductShape(s, plan.Mode);
+        if (m == 0 || n == 0) return;
+        var args = new GemmArgs(s, (int)plan.Mode, m, n, k, plan.SplitDepth, plan.Splits, hasBias ? 1 : 0, relu ? 1 : 0);
+        var config = new KernelConfig(plan.Product.Grid, plan.Product.Group);
+        var kernel = gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ImplicitGemmKernel);
+        gpu.Launching(plan.Product);
+        if (plan.Splits == 1) { kernel(config, args, a, b, output, bias); return; }
+        long mn = (long)m * n;
+        var partials = gpu.Workspace("conv2d.partials", checked((int)(mn * plan.Splits))).View;
+        kernel(config, args, a, b, partials, bias);
+        gpu.Launching(plan.Reduce!.Value);
+        gpu.Kernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ReduceKernel)((int)mn, args, partials, output, bias);
+    }
+
+    static void BiasGradientGpu(GpuDevice gpu, in GpuBiasPlan plan, ConvArgs s, ArrayView<float> dy, ArrayView<float> db)
+    {
+        var partials = gpu.Workspace("conv2d.bias.partials", s.Cout * plan.Splits).View;
+        gpu.Launching(plan.Partial);
+        gpu.GroupedKernel<ConvArgs, int, ArrayView<float>, ArrayView<float>>(BiasPartialKernel)(
+            new KernelConfig(plan.Partial.Grid, plan.Partial.Group), s, plan.Chunk, dy, partials);
+        gpu.Launching(plan.Final);
+        gpu.Kernel<int, ArrayView<float>, ArrayView<float>>(BiasFinalKernel)(s.Cout, plan.Splits, partials, db);
+    }
+
+    /// <summary>
+    /// Group (S, S) at grid (x, y, z) computes the (4S) x (4S) tile of C at rows y*4S, columns x*4S,
+    /// over depths [z*SplitDepth, +SplitDepth): with one split it stores through the mode's map, else
+    /// it writes the raw partial to output[z, M, N] for <see cref="ReduceKernel"/>.
+    /// Thread (tx, ty) owns rows ty + r*S and columns tx + c*S (r, c &lt; 4), as in Gemm.TiledKernel.
+    /// </summary>
+    static void ImplicitGemmKernel(GemmArgs g, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output, ArrayView<float> bias)
+    {
+        int tx = Group.IdxX, ty = Group.IdxY, side = Group.DimX;
+        int tile = side * ThreadTile, stride = tile + 1;
+        int threads = side * side, tid = ty * side + tx;
+        int row0 = Grid.IdxY * tile, col0 = Grid.IdxX * tile;
+        var aTile = SharedMemory.Allocate<float>(SharedTile);   // A tile, [TileK, tile]
+        var bTile = SharedMemory.Allocate<float>(SharedTile);   // B tile, [TileK, tile]
+
+        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+
+        int kBegin = Grid.IdxZ * g.SplitDepth, kEnd = XMath.Min(g.K, kBegin + g.SplitDepth);
+        for (int p0 = kBegin; p0 < kEnd; p0 += TileK)
         {
-            int groupSize = ReductionGroupSize;
-            while (groupSize > gpu.Target.MaxGroupSize) groupSize >>= 1;
-            gpu.GroupedKernel<ConvArgs, ArrayView<float>, ArrayView<float>>(BiasGradientKernel)(
-                new KernelConfig(s.Cout, groupSize), s, dy.View, db.View);
-        }
-
-        var (images, rows) = PlanChunks(s, GpuColumnBudget, 0);
-        var first = s with { Images = images, Rows = rows };
-        bool direct = s.IsPointwise && images == 1;
-        // cols also holds dcols once dW has been accumulated, so direct chunks need it only for dx.
-        var cols = direct ? null : gpu.Workspace("conv2d.cols", first.Ckk * first.Width);
-        var gathered = images > 1 ? gpu.Workspace("conv2d.product", s.Cout * first.Width) : null;
-        var xv = x.View; var wv = w.View; var dyv = dy.View; var dwv = dw.View;
-
-        for (int n0 = 0; n0 < s.N; n0 += images)
-            for (int r0 = 0; r0 < s.Ho; r0 += rows)
+            // A[row0 .. +tile, p0 .. +TileK]: consecutive threads take consecutive depths.
+            for (int e = tid; e < tile * TileK; e += threads)
             {
-                var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0) };
-                int xChunk = c.Image0 * c.Cin * c.HW + c.Row0 * c.W;
-                ArrayView<float> colView; int colLd;
-                if (direct) (colView, colLd) = (xv.SubView(xChunk), c.HW);
-                else
-                {
-                    colView = cols!.View.SubView(0, (long)c.Ckk * c.Width);
-                    gpu.Kernel<ConvArgs, ArrayView<float>, ArrayView<float>>(Im2ColKernel)(c.Ckk * c.Width, c, xv, colView);
-                    colLd = c.Width;
-                }
-
-                ArrayView<float> dyChunk; int dyLd;
-                if (c.Images == 1) (dyChunk, dyLd) = (dyv.SubView(c.Image0 * c.Cout * c.HoWo + c.Row0 * c.Wo), c.HoWo);
-                else
-                {
-                    dyChunk = gathered!.View.SubView(0, (long)c.Cout * c.Width);
-                    gpu.Kernel<ConvArgs, ArrayView<float>, ArrayView<float>>(GatherOutputGradientKernel)(c.Cout * c.Width, c, dyv, dyChunk);
-                    dyLd = c.Width;
-                }
-
-                // dW [Cout, Ckk] += dY [Cout, Width] * cols^T
-                Gemm.Gpu(gpu, false, true, c.Cout, c.Ckk, c.Width, 1f, dyChunk, dyLd, colView, colLd, 1f, dwv, c.Ckk);
-
-                if (dx is null) continue;
-                if (direct)
-                    Gemm.Gpu(gpu, true, false, c.Ckk, c.Width, c.Cout, 1f, wv, c.Ckk, dyChunk, dyLd, 1f, dx.View.SubView(xChunk), c.HW);
-                else
-                {
-                    Gemm.Gpu(gpu, true, false, c.Ckk, c.Width, c.Cout, 1f, wv, c.Ckk, dyChunk, dyLd, 0f, colView, c.Width);
-                    int inputRows = c.InputRowEnd - c.InputRow0;
-                    if (inputRows > 0)
-                        gpu.Kernel<ConvArgs, ArrayView<float>, ArrayView<float>>(Col2ImKernel)(c.Images * c.Cin * inputRows * c.W, c, colView, dx.View);
-                }
+                int i = e / TileK, p = e - i * TileK;
+                int gi = row0 + i, gp = p0 + p;
+                aTile[p * stride + i] = gi < g.M && gp < kEnd ? LoadA(g, a, gi, gp) : 0f;
             }
-    }
-
-    /// <summary>
-    /// One thread per element of cols [Ckk, Width]: row (ch, u, v), column (image, i, j) gets
-    /// x[Image0 + image, ch, (Row0 + i)*stride - pad + u, j*stride - pad + v], or 0 in the padding.
-    /// Consecutive threads write consecutive columns.
-    /// </summary>
-    static void Im2ColKernel(Index1D index, ConvArgs a, ArrayView<float> x, ArrayView<float> cols)
-    {
-        int width = a.Width, pixels = a.ChunkPixels;
-        int row = index / width, col = index - row * width;
-        int img = col / pixels, q = col - img * pixels;
-        int i = a.Row0 + q / a.Wo, j = q - (q / a.Wo) * a.Wo;
-        int v = row % a.K, t = row / a.K;
-        int u = t % a.K, ch = t / a.K;
-        int iy = i * a.Stride - a.Pad + u, ix = j * a.Stride - a.Pad + v;
-        float value = 0f;
-        if (iy >= 0 && iy < a.H && ix >= 0 && ix < a.W)
-            value = x[(((long)(a.Image0 + img) * a.Cin + ch) * a.H + iy) * a.W + ix];
-        cols[index] = value;
-    }
-
-    /// <summary>
-    /// One thread per dx pixel of the input rows the chunk read: gathers the dcols entries that were
-    /// read from this pixel (at most K*K of them), so no two threads write the same element.
-    /// </summary>
-    static void Col2ImKernel(Index1D index, ConvArgs a, ArrayView<float> dcols, ArrayView<float> dx)
-    {
-        int row0 = a.InputRow0, inputRows = a.InputRowEnd - row0;
-        int perImage = a.Cin * inputRows * a.W;
-        int img = index / perImage, r = index - img * perImage;
-        int ch = r / (inputRows * a.W); r -= ch * inputRows * a.W;
-        int iy = row0 + r / a.W, ix = r - (r / a.W) * a.W;
-        int width = a.Width, pixels = a.ChunkPixels;
-        float sum = 0f;
-        for (int u = 0; u < a.K; u++)
-        {
-            int ty = iy + a.Pad - u; // = i * stride for the output row i that read this pixel with kernel row u
-            if (ty < 0 || ty % a.Stride != 0) continue;
-            int i = ty / a.Stride - a.Row0;
-            if (i < 0 || i >= a.Rows) continue;
-            for (int v = 0; v < a.K; v++)
+            // B[p0 .. +TileK, col0 .. +tile]: consecutive threads take consecutive columns (output or input
+            // pixels), except for the weight gradient, whose depth runs along the pixels.
+            for (int e = tid; e < tile * TileK; e += threads)
             {
-                int tx = ix + a.Pad - v;
-                if (tx < 0 || tx % a.Stride != 0) continue;
-                int j = tx / a.Stride;
-                if (j >= a.Wo) continue;
-                sum += dcols[(long)((ch * a.K + u) * a.K + v) * width + img * pixels + i * a.Wo + j];
+                int j, p;
+                if (g.Mode == (int)GpuMode.WeightGradient) { j = e / TileK; p = e - j * TileK; }
+                else { p = e / tile; j = e - p * tile; }
+                int gj = col0 + j, gp = p0 + p;
+                bTile[p * stride + j] = gj < g.N && gp < kEnd ? LoadB(g, b, gp, gj) : 0f;
             }
-        }
-        dx[(((long)(a.Image0 + img) * a.Cin + ch) * a.H + iy) * a.W + ix] += sum;
-    }
+            Group.Barrier();
 
-    /// <summary>One thread per element of a one-image chunk of y [Cout, Rows*Wo]: y += b[o].</summary>
-    static void AddBiasKernel(Index1D index, ConvArgs a, ArrayView<float> bias, ArrayView<float> y)
-    {
-        int pixels = a.ChunkPixels;
-        int o = index / pixels, q = index - o * pixels;
-        y[((long)a.Image0 * a.Cout + o) * a.HoWo + a.Row0 * a.Wo + q] += bias[o];
-    }
-
-    /// <summary>
-    /// One thread per element of product [Cout, Width] (images side by side): writes it, plus b[o]
-    /// when hasBias is 1, to y[Image0 + image, o, rows of the chunk].
-    /// </summary>
-    static void ScatterOutputKernel(Index1D index, ConvArgs a, ArrayView<float> product, ArrayView<float> bias, ArrayView<float> y, int hasBias)
-    {
-        int width = a.Width, pixels = a.ChunkPixels;
-        int o = index / width, col = index - o * width;
-        int img = col / pixels, q = col - img * pixels;
-        float value = product[index];
-        if (hasBias != 0) value += bias[o];
-        y[((long)(a.Image0 + img) * a.Cout + o) * a.HoWo + a.Row0 * a.Wo + q] = value;
-    }
-
-    /// <summary>One thread per element of gathered [Cout, Width]: the chunk's dY with images side by side.</summary>
-    static void GatherOutputGradientKernel(Index1D index, ConvArgs a, ArrayView<float> dy, ArrayView<float> gathered)
-    {
-        int width = a.Width, pixels = a.ChunkPixels;
-        int o = index / width, col = index - o * width;
-        int img = col / pixels, q = col - img * pixels;
-        gathered[index] = dy[((long)(a.Image0 + img) * a.Cout + o) * a.HoWo + a.Row0 * a.Wo + q];
-    }
-
-    /// <summary>
-    /// One group per output channel o: its threads stride over the N*Ho*Wo values of dy[:, o]
-    /// (consecutive threads read consecutive pixels), then reduce their partial sums in shared memory;
-    /// db[o] += total. The group size must be a power of two of at most <see cref="ReductionGroupSize"/>.
-    /// </summary>
-    static void BiasGradientKernel(ConvArgs a, ArrayView<float> dy, ArrayView<float> db)
-    {
-        var partial = SharedMemory.Allocate<float>(ReductionGroupSize);
-        int o = Grid.IdxX, tid = Group.IdxX, threads = Group.DimX;
-        int pixels = a.HoWo, total = a.N * pixels;
-        float sum = 0f;
-        for (int e = tid; e < total; e += threads)
-        {
-            int n = e / pixels;
-            sum += dy[((long)n * a.Cout + o) * pixels + (e - n * pixels)];
-        }
-        partial[tid] = sum;
-        Group.Barrier();
-        for (int half = threads / 2; half > 0; half /= 2)
-        {
-            if (tid < half) partial[tid] += partial[tid + half];
+            for (int p = 0; p < TileK; p++)
+            {
+                int ar = p * stride + ty, bc = p * stride + tx;
+                float a0 = aTile[ar], a1 = aTile[ar + side], a2 = aTile[ar + 2 * side], a3 = aTile[ar + 3 * side];
+                float b0 = bTile[bc], b1 = bTile[bc + side], b2 = bTile[bc + 2 * side], b3 = bTile[bc + 3 * side];
+                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
+                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
+                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
+                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+            }
             Group.Barrier();
         }
-        if (tid == 0) db[o] += partial[0];
+
+        int i0 = row0 + ty, j0 = col0 + tx;
+        StoreRow(g, output, bias, i0, j0, side, c00, c01, c02, c03);
+        StoreRow(g, output, bias, i0 + side, j0, side, c10, c11, c12, c13);
+        StoreRow(g, output, bias, i0 + 2 * side, j0, side, c20, c21, c22, c23);
+        StoreRow(g, output, bias, i0 + 3 * side, j0, side, c30, c31, c32, c33);
+    }
+
+    static void StoreRow(GemmArgs g, ArrayView<float> output, ArrayView<float> bias, int i, int j, int side, float v0, float v1, float v2, float v3)
+    {
+        if (i >= g.M) return;
+        StoreOne(g, output, bias, i, j, v0);
+        StoreOne(g, output, bias, i, j + side, v1);
+        StoreOne(g, output, bias, i, j + 2 * side, v2);
+        StoreOne(g, output, bias, i, j + 3 * side, v3);
+    }
+
+    static void StoreOne(GemmArgs g, ArrayView<float> output, ArrayView<float> bias, int i, int j, float v)
+    {
+        if (j >= g.N) return;
+        if (g.Splits > 1) output[((long)Grid.IdxZ * g.M + i) * g.N + j] = v;
+        else Store(g, output, bias, i, j, v);
+    }
+
+    /// <summary>One thread per element of C: adds the splits' partials in split order, then stores through the mode's map.</summary>
+    static void ReduceKernel(Index1D index, GemmArgs g, ArrayView<float> partials, ArrayView<float> output, ArrayView<float> bias)
+    {
+        int i = index / g.N, j = index - i * g.N;
+        long mn = (long)g.M * g.N;
+        float sum = 0f;
+        for (int z = 0; z < g.Splits; z++) sum += partials[z * mn + index];
+        Store(g, output, bias, i, j, sum);
+    }
+
+    /// <summary>
+    /// A[i, p] of the mode's product. Forward: W [Cout, Ckk]. Input gradient: W'[c, (o, u, v)] =
+    /// w[o, c, u, v]. Weight gradient: dY[o, (n, i, j)] = dy[n, o, i, j].
+    /// </summary>
+    static float LoadA(GemmArgs g, ArrayView<float> a, int i, int p)
+    {
+        var s = g.S;
+        if (g.Mode == (int)GpuMode.Forward) return a[(long)i * g.K + p];
+        if (g.Mode == (int)GpuMode.InputGradient)
+        {
+            int kk = s.K * s.K, o = p / kk;
+            return a[((long)o * s.Cin + i) * kk + (p - o * kk)];
+        }
+        int n = p / s.HoWo;
+        return a[((long)n * s.Cout + i) * s.HoWo + (p - n * s.HoWo)];
+    }
+
+    /// <summary>
+    /// B[p, j] of the mode's product. Forward: cols(x)[(c, u, v), (n, i, j)]. Input gradient:
+    /// rows(dy)[(o, u, v), (n, y, x)] = dy[n, o, (y + pad - u) / stride, (x + pad - v) / stride] where
+    /// that divides exactly and lies inside, else 0. Weight gradient: cols(x)^T[(n, i, j), (c, u, v)].
+    /// </summary>
+    static float LoadB(GemmArgs g, ArrayView<float> b, int p, int j)
+    {
+        var s = g.S;
+        if (g.Mode == (int)GpuMode.InputGradient)
+        {
+            int kk = s.K * s.K, o = p / kk, uv = p - o * kk, u = uv / s.K, v = uv - u * s.K;
+            int n = j / s.HW, q = j - n * s.HW, py = q / s.W, px = q - py * s.W;
+            int ty = py + s.Pad - u, tx = px + s.Pad - v;
+            if (ty < 0 || tx < 0) return 0f;
+            int oy = ty / s.Stride, ox = tx / s.Stride;
+            if (oy * s.Stride != ty || ox * s.Stride != tx || oy >= s.Ho || ox >= s.Wo) return 0f;
+            return b[(((long)n * s.Cout + o) * s.Ho + oy) * s.Wo + ox];
+        }
+        int row = p, col = j;
+        if (g.Mode == (int)GpuMode.WeightGradient) { row = j; col = p; }
+        return ColumnValue(s, b, row, col);
+    }
+
+    /// <summary>cols(x)[(c, u, v), (n, i, j)] = x[n, c, i*stride - pad + u, j*stride - pad + v], 0 in the padding.</summary>
+    static float ColumnValue(ConvArgs s, ArrayView<float> x, int row, int col)
+    {
+        int kk = s.K * s.K, c = row / kk, uv = row - c * kk, u = uv / s.K, v = uv - u * s.K;
+        int n = col / s.HoWo, q = col - n * s.HoWo, i = q / s.Wo, j = q - i * s.Wo;
+        int iy = i * s.Stride - s.Pad + u, ix = j * s.Stride - s.Pad + v;
+        if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) return 0f;
+        return x[(((long)n * s.Cin + c) * s.H + iy) * s.W + ix];
+    }
+
+    /// <summary>
+    /// Writes C[i, j] = v through the mode's map. Forward: y[n, o=i, pixel] = v (+ b[o], then ReLU).
+    /// Input gradient: dx[n, c=i, pixel] += v. Weight gradient: dW[o=i, j] += v.
+    /// </summary>
+    static void Store(GemmArgs g, ArrayView<float> output, ArrayView<float> bias, int i, int j, float v)
+    {
+        var s = g.S;
+        if (g.Mode == (int)GpuMode.Forward)
+        {
+            int n = j / s.HoWo;
+            if (g.HasBias != 0) v += bias[i];
+            if (g.Relu != 0) v = XMath.Max(v, 0f);
+            output[((long)n * s.Cout + i) * s.HoWo + (j - n * s.HoWo)] = v;
+        }
+        else if (g.Mode == (int)GpuMode.InputGradient)
+        {
+            int n = j / s.HW;
+            output[((long)n * s.Cin + i) * s.HW + (j - n * s.HW)] += v;
+        }
+        else output[(long)i * g.N + j] += v;
+    }
+
+    /// <summary>
+    /// Pass 1 of the bias gradient: group (z, o) sums dy[:, o] over its chunk of the N*Ho*Wo values
+    /// (consecutive threads read consecutive pixels) into partials[o * splits + z].
+    /// </summary>
+    static void BiasPartialKernel(ConvArgs s, int chunk, ArrayView<float> dy, ArrayView<float> partials)
+    {
+        var shared = SharedMemory.Allocate<float>(Reductions.MaxGroup);
+        int z = Grid.IdxX, o = Grid.IdxY, t = Group.IdxX;
+        long total = (long)s.N * s.HoWo, begin = (long)z * chunk, end = XMath.Min(total, begin + chunk);
+        float sum = 0f;
+        for (long e = begin + t; e < end; e += Group.DimX) sum += dy[Reductions.ChannelElement(s.Cout, s.HoWo, o, e)];
+        sum = Reductions.GroupSum(shared, sum);
+        if (t == 0) partials[(long)o * Grid.DimX + z] = sum;
+    }
+
+    /// <summary>Pass 2: db[o] += the partials of channel o in split order.</summary>
+    static void BiasFinalKernel(Index1D o, int splits, ArrayView<float> partials, ArrayView<float> db)
+    {
+        float sum = 0f;
+        for (int z = 0; z < splits; z++) sum += partials[(long)(int)o * splits + z];
+        db[o] += sum;
     }
 }

@@ -61,11 +61,7 @@ public static partial class Conv2d
         if (b is not null) Check.Shape(op, "bias b", b, s.Cout);
         Check.Shape(op, "output y", y, s.N, s.Cout, s.Ho, s.Wo);
         if (y.Length == 0) return;
-        if (x.Device is GpuDevice gpu)
-        {
-            ForwardGpu(gpu, s, x, w, b, y);
-            if (relu) Relu.Forward(y, y);
-        }
+        if (x.Device is GpuDevice gpu) ForwardGpu(gpu, s, x, w, b, y, relu);
         else ForwardCpu(s, x, w, b, y, CheckAlgorithm(s, algorithm), kernel, relu);
     }
 
@@ -203,6 +199,41 @@ public static partial class Conv2d
                             y[((img * cout + o) * ho + i) * wo + j] = sum;
                         }
             return y;
+        }
+
+        /// <summary>
+        /// The gradients of <see cref="Forward"/> for output gradient <paramref name="dy"/>, by the
+        /// definition (every (n, o, i, j, c, u, v) term once): returns (dx, dw, db), each starting at 0.
+        /// </summary>
+        public static (double[] Dx, double[] Dw, double[] Db) Backward(double[] x, int n, int cin, int h, int w, double[] weight,
+            double[] dy, int cout, int k, int stride, int padding)
+        {
+            int ho = OutputSize(h, k, stride, padding), wo = OutputSize(w, k, stride, padding);
+            if (dy.Length != n * cout * ho * wo) throw new ArgumentException($"Conv2d.Reference: dy has {dy.Length} values, expected {n * cout * ho * wo}.");
+            var dx = new double[x.Length]; var dw = new double[weight.Length]; var db = new double[cout];
+            for (int img = 0; img < n; img++)
+                for (int o = 0; o < cout; o++)
+                    for (int i = 0; i < ho; i++)
+                        for (int j = 0; j < wo; j++)
+                        {
+                            double g = dy[((img * cout + o) * ho + i) * wo + j];
+                            db[o] += g;
+                            for (int c = 0; c < cin; c++)
+                                for (int u = 0; u < k; u++)
+                                {
+                                    int iy = i * stride - padding + u;
+                                    if (iy < 0 || iy >= h) continue;
+                                    for (int v = 0; v < k; v++)
+                                    {
+                                        int ix = j * stride - padding + v;
+                                        if (ix < 0 || ix >= w) continue;
+                                        int xi = ((img * cin + c) * h + iy) * w + ix, wi = ((o * cin + c) * k + u) * k + v;
+                                        dw[wi] += g * x[xi];
+                                        dx[xi] += g * weight[wi];
+                                    }
+                                }
+                        }
+            return (dx, dw, db);
         }
     }
 }

@@ -1,4 +1,5 @@
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 
 namespace Chroma.Kernels;
@@ -34,31 +35,107 @@ public static partial class Gemm
     const int SharedTileLength = TileK * (MaxBlockTile + 1);
     const int Tile8K = 8;             // depth of one stage of the 8 x 8 kernel
 
-    /// <summary>GPU path on raw views with leading dimensions (row strides).</summary>
+    /// <summary>Smallest depth one split of a split-K product gets: 4 stages of <see cref="TileK"/>.</summary>
+    const int MinSplitDepth = 4 * TileK;
+
+    /// <summary>Most splits of one product (bounds the partial-product workspace at 64 x M x N floats).</summary>
+    const int MaxSplits = 64;
+
+    /// <summary>
+    /// The launches of one product on a target GPU, a plain function of the shapes (see <see cref="PlanGpu"/>).
+    /// <see cref="Product"/> is the tiled kernel; with <see cref="Splits"/> &gt; 1 it writes
+    /// <see cref="Splits"/> partial products [M, N] (each over a depth range of <see cref="SplitDepth"/>)
+    /// and <see cref="Reduce"/> adds them in split order into C: the same result on every run, no atomics.
+    /// </summary>
+    public readonly record struct GpuPlan(LaunchPlan Product, LaunchPlan? Reduce, int Side, int Tile, int Splits, int SplitDepth)
+    {
+        public IEnumerable<LaunchPlan> Launches => Reduce is { } r ? [Product, r] : [Product];
+    }
+
+    /// <summary>
+    /// Chooses the kernel, tile, split factor and grid for C[M,N] = op(A) op(B) on <paramref name="target"/>:
+    /// <list type="number">
+    /// <item>kernel 3 (8 x 8 per thread, 128 x 128 tiles on CUDA) when its tiles alone give
+    /// <see cref="GpuTarget.GroupsToFill"/> groups (2 per multiprocessor);</item>
+    /// <item>else kernel 2 with 64 x 64 tiles, or 32 x 32 tiles (8 x 8 threads) when those fill the GPU
+    /// and 64 x 64 ones do not;</item>
+    /// <item>else split-K: the depth is cut into ceil(fill / tiles) ranges of at least
+    /// <see cref="MinSplitDepth"/> (grid z), which turns the skinny weight-gradient and fully
+    /// connected products (M, N of 16-512, K up to 100 000) into hundreds of groups.</item>
+    /// </list>
+    /// </summary>
+    public static GpuPlan PlanGpu(GpuTarget target, bool transA, bool transB, int m, int n, int k)
+    {
+        long work = (long)m * n * k, fill = target.GroupsToFill;
+        int side = GroupSide(target.MaxGroupSize);
+        long Tiles(int tile) => (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
+        string tiled = KernelName(nameof(TiledKernel)), tiled8 = KernelName(nameof(Tiled8Kernel));
+
+        if (Tiles(8 * side) >= fill)
+            return new(new LaunchPlan(tiled8, Grid(8 * side, 1), new Index3D(side, side, 1), work), null, side, 8 * side, 1, k);
+        if (side > 8 && Tiles(ThreadTile * side) < fill && Tiles(ThreadTile * 8) >= fill) side = 8;
+        int tile = ThreadTile * side;
+        long tiles = Tiles(tile);
+        int splits = 1, depth = k;
+        if (tiles < fill && k >= 2 * MinSplitDepth)
+        {
+            splits = (int)Math.Min(Math.Min((fill + tiles - 1) / tiles, k / MinSplitDepth), MaxSplits);
+            depth = (k + splits - 1) / splits;
+            depth = (depth + TileK - 1) / TileK * TileK;         // whole stages per split
+            splits = (k + depth - 1) / depth;
+        }
+        var product = new LaunchPlan(tiled, Grid(tile, splits), new Index3D(side, side, 1), work);
+        LaunchPlan? reduce = splits > 1
+            ? new LaunchPlan(KernelName(nameof(SplitReduceKernel)), new Index3D(m * n, 1, 1), default, (long)m * n * splits)
+            : null;
+        return new(product, reduce, side, tile, splits, depth);
+
+        Index3D Grid(int t, int z) => new((n + t - 1) / t, (m + t - 1) / t, z);
+    }
+
+    static string KernelName(string method) => nameof(Gemm) + "." + method;
+
+    /// <summary>GPU path on raw views with leading dimensions (row strides), planned for the device's target.</summary>
     public static void Gpu(GpuDevice gpu, bool transA, bool transB, int m, int n, int k, float alpha,
+        ArrayView<float> a, int lda, ArrayView<float> b, int ldb, float beta, ArrayView<float> c, int ldc) =>
+        Gpu(gpu, PlanGpu(gpu.Target, transA, transB, m, n, k), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+    /// <summary>Runs a given plan (tests run a Hopper plan's split factor on the simulator this way).</summary>
+    internal static void Gpu(GpuDevice gpu, in GpuPlan plan, bool transA, bool transB, int m, int n, int k, float alpha,
         ArrayView<float> a, int lda, ArrayView<float> b, int ldb, float beta, ArrayView<float> c, int ldc)
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), $"Gemm.Gpu: sizes must be >= 0, got m={m}, n={n}, k={k}.");
-        if (UseTiled8(gpu, m, n)) GpuTiled8(gpu, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        else GpuTiled4(gpu, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (m == 0 || n == 0) return;
+        var product = plan.Product;
+        if (product.Group.X > gpu.Target.MaxGroupSize / Math.Max(1, product.Group.Y) && !gpu.PlanOnly)
+            throw new ArgumentException($"Gemm.Gpu: the plan's {product.Group.X}x{product.Group.Y} groups exceed this device's {gpu.Target.MaxGroupSize} threads.");
+        var args = new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc, plan.SplitDepth, 0);
+        var config = new KernelConfig(product.Grid, product.Group);
+        if (plan.Splits == 1)
+        {
+            gpu.Launching(product);
+            if (plan.Tile == 8 * plan.Side)
+                gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Tiled8Kernel)(config, args, a, b, c);
+            else
+                gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TiledKernel)(config, args, a, b, c);
+            return;
+        }
+        // Split z writes its partial product [M, N] (ldc = N, alpha 1, beta 0) at z * M * N.
+        long mn = (long)m * n;
+        var partials = gpu.Workspace("gemm.partials", checked((int)(mn * plan.Splits))).View;
+        gpu.Launching(product);
+        gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TiledKernel)(
+            config, args with { Alpha = 1f, Beta = 0f, Ldc = n, PartialStride = (int)mn }, a, b, partials);
+        gpu.Launching(plan.Reduce!.Value);
+        gpu.Kernel<GemmArgs, int, ArrayView<float>, ArrayView<float>>(SplitReduceKernel)((int)mn, args, plan.Splits, partials, c);
     }
 
-    // Kernel 3 does twice the arithmetic per shared-memory read of kernel 2, but its 4x larger
-    // tiles make 4x fewer groups: it is chosen only when they still give every multiprocessor
-    // two groups. (A heuristic from the kernels' structure, not yet tuned on a GPU.)
-    static bool UseTiled8(GpuDevice gpu, int m, int n)
-    {
-        long tile = 8L * GroupSide(gpu.Target.MaxGroupSize);
-        long groups = (m + tile - 1) / tile * ((n + tile - 1) / tile);
-        return groups >= 2L * gpu.Target.Multiprocessors;
-    }
-
-    /// <summary>Kernel 2: 4 x 4 outputs per thread, (4S) x (4S) tiles (64 x 64 on CUDA).</summary>
+    /// <summary>Kernel 2 with its own tile choice (kept for the tests' comparisons of the kernels).</summary>
     internal static void GpuTiled4(GpuDevice gpu, bool transA, bool transB, int m, int n, int k, float alpha,
         ArrayView<float> a, int lda, ArrayView<float> b, int ldb, float beta, ArrayView<float> c, int ldc)
     {
         if (m == 0 || n == 0) return;
-        var args = new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc);
+        var args = new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc, k, 0);
         int side = GroupSide(gpu.Target.MaxGroupSize), tile = side * ThreadTile;
         var config = new KernelConfig(new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile), new Index2D(side, side));
         gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TiledKernel)(config, args, a, b, c);
@@ -69,10 +146,24 @@ public static partial class Gemm
         ArrayView<float> a, int lda, ArrayView<float> b, int ldb, float beta, ArrayView<float> c, int ldc)
     {
         if (m == 0 || n == 0) return;
-        var args = new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc);
+        var args = new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc, k, 0);
         int side = GroupSide(gpu.Target.MaxGroupSize), tile = side * 8;
         var config = new KernelConfig(new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile), new Index2D(side, side));
         gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Tiled8Kernel)(config, args, a, b, c);
+    }
+
+    /// <summary>
+    /// One thread per element of C: C = alpha * (sum of the splits' partial products, in split order) + beta * C.
+    /// partials holds splits blocks of [M, N] (row stride N).
+    /// </summary>
+    static void SplitReduceKernel(Index1D index, GemmArgs g, int splits, ArrayView<float> partials, ArrayView<float> c)
+    {
+        int i = index / g.N, j = index - i * g.N;
+        long mn = (long)g.M * g.N;
+        float s = 0f;
+        for (int z = 0; z < splits; z++) s += partials[z * mn + index];
+        long ci = (long)i * g.Ldc + j;
+        c[ci] = g.Beta == 0f ? g.Alpha * s : g.Alpha * s + g.Beta * c[ci];
     }
 
     /// <summary>Kernel 1 (one thread per output, no reuse): the baseline the tiled kernel replaces.</summary>
@@ -81,7 +172,7 @@ public static partial class Gemm
     {
         if (m == 0 || n == 0) return;
         gpu.Kernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(NaiveKernel)(
-            m * n, new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc), a, b, c);
+            m * n, new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc, k, 0), a, b, c);
     }
 
     /// <summary>Side S of the square thread group: the largest S &lt;= 16 with S*S threads allowed.</summary>
@@ -92,8 +183,12 @@ public static partial class Gemm
         return side;
     }
 
-    /// <summary>Sizes and flags of one product, passed to kernels as one struct.</summary>
-    public readonly record struct GemmArgs(int TransA, int TransB, int M, int N, int K, float Alpha, int Lda, int Ldb, float Beta, int Ldc);
+    /// <summary>
+    /// Sizes and flags of one product, passed to kernels as one struct. Split-K: grid z covers
+    /// depths [z * SplitDepth, min(K, (z + 1) * SplitDepth)) and writes C at z * PartialStride.
+    /// </summary>
+    public readonly record struct GemmArgs(int TransA, int TransB, int M, int N, int K, float Alpha, int Lda, int Ldb, float Beta, int Ldc,
+        int SplitDepth, int PartialStride);
 
     // One thread per element of C.
     static void NaiveKernel(Index1D idx, GemmArgs g, ArrayView<float> a, ArrayView<float> b, ArrayView<float> c)
@@ -119,9 +214,10 @@ public static partial class Gemm
         float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
         float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
 
-        for (int p0 = 0; p0 < g.K; p0 += TileK)
+        int kBegin = Grid.IdxZ * g.SplitDepth, kEnd = XMath.Min(g.K, kBegin + g.SplitDepth);
+        for (int p0 = kBegin; p0 < kEnd; p0 += TileK)
         {
-            Stage(g, a, b, aTile, bTile, row0, col0, p0, tile, TileK, tid, threads);
+            Stage(g, a, b, aTile, bTile, row0, col0, p0, kEnd, tile, TileK, tid, threads);
             Group.Barrier();
 
             for (int p = 0; p < TileK; p++)
@@ -138,6 +234,7 @@ public static partial class Gemm
         }
 
         int i0 = row0 + ty, j0 = col0 + tx;
+        if (Grid.IdxZ > 0) c = c.SubView((long)Grid.IdxZ * g.PartialStride);
         StoreRow(g, c, i0, j0, side, c00, c01, c02, c03);
         StoreRow(g, c, i0 + side, j0, side, c10, c11, c12, c13);
         StoreRow(g, c, i0 + 2 * side, j0, side, c20, c21, c22, c23);
@@ -148,7 +245,7 @@ public static partial class Gemm
     // shared tiles (k-major, row length tile + 1), zero outside the matrices. Consecutive threads
     // take consecutive addresses of the stored matrix, whichever way it is transposed.
     static void Stage(GemmArgs g, ArrayView<float> a, ArrayView<float> b, ArrayView<float> aTile, ArrayView<float> bTile,
-        int row0, int col0, int p0, int tile, int tileK, int tid, int threads)
+        int row0, int col0, int p0, int kEnd, int tile, int tileK, int tid, int threads)
     {
         int stride = tile + 1;
         for (int e = tid; e < tile * tileK; e += threads)
@@ -158,7 +255,7 @@ public static partial class Gemm
             else { p = e / tile; i = e - p * tile; }                     // A stored [K, M]
             int gi = row0 + i, gp = p0 + p;
             float v = 0;
-            if (gi < g.M && gp < g.K) v = g.TransA == 0 ? a[gi * g.Lda + gp] : a[gp * g.Lda + gi];
+            if (gi < g.M && gp < kEnd) v = g.TransA == 0 ? a[gi * g.Lda + gp] : a[gp * g.Lda + gi];
             aTile[p * stride + i] = v;
         }
         for (int e = tid; e < tile * tileK; e += threads)
@@ -168,7 +265,7 @@ public static partial class Gemm
             else { j = e / tileK; p = e - j * tileK; }                   // B stored [N, K]
             int gj = col0 + j, gp = p0 + p;
             float v = 0;
-            if (gj < g.N && gp < g.K) v = g.TransB == 0 ? b[gp * g.Ldb + gj] : b[gj * g.Ldb + gp];
+            if (gj < g.N && gp < kEnd) v = g.TransB == 0 ? b[gp * g.Ldb + gj] : b[gj * g.Ldb + gp];
             bTile[p * stride + j] = v;
         }
     }
@@ -193,7 +290,7 @@ public static partial class Gemm
 
         for (int p0 = 0; p0 < g.K; p0 += Tile8K)
         {
-            Stage(g, a, b, aTile, bTile, row0, col0, p0, tile, Tile8K, ty * side + tx, side * side);
+            Stage(g, a, b, aTile, bTile, row0, col0, p0, g.K, tile, Tile8K, ty * side + tx, side * side);
             Group.Barrier();
             for (int p = 0; p < Tile8K; p++)
             {

@@ -44,7 +44,8 @@ public class Conv2dTests
     public static TheoryData<string, string, string> ChunkedCases()
     {
         var d = new TheoryData<string, string, string>();
-        foreach (var p in new[] { "cpu", "gpu" })
+        // Only the CPU path chunks: the GPU's implicit-GEMM kernels read x through the im2col map and need no column buffer.
+        foreach (var p in new[] { "cpu" })
             foreach (var c in new[] { "k3s1p1", "k3s2p1", "k1s1p0" })
                 foreach (var mode in new[] { "rows", "images" })
                     d.Add(p, c, mode);
@@ -71,18 +72,18 @@ public class Conv2dTests
         var args = new Conv2d.ConvArgs(c.N, c.Cin, c.H, c.W, c.Cout, c.K, c.Stride, c.Pad, c.Ho, c.Wo, 0, c.N, 0, c.Ho);
         Assert.Equal(mode == "rows" ? (1, 2) : (2, c.Ho), Conv2d.PlanChunks(args, budget, 0));
 
-        long cpuBudget = Conv2d.CpuColumnBudget, gpuBudget = Conv2d.GpuColumnBudget;
+        long cpuBudget = Conv2d.CpuColumnBudget;
         int cpuMin = Conv2d.CpuMinColumns;
         try
         {
-            Conv2d.CpuColumnBudget = budget; Conv2d.GpuColumnBudget = budget; Conv2d.CpuMinColumns = 0;
+            Conv2d.CpuColumnBudget = budget; Conv2d.CpuMinColumns = 0;
             var dev = TestDevices.Get(path);
             CheckForward(dev, c, seed: 30);
             CheckBackward(dev, c, seed: 40);
         }
         finally
         {
-            Conv2d.CpuColumnBudget = cpuBudget; Conv2d.GpuColumnBudget = gpuBudget; Conv2d.CpuMinColumns = cpuMin;
+            Conv2d.CpuColumnBudget = cpuBudget; Conv2d.CpuMinColumns = cpuMin;
         }
     }
 
