@@ -17,7 +17,7 @@ namespace Chroma.Kernels;
 /// gives every launch at least <see cref="GpuTarget.GroupsToFill"/> groups when there are values
 /// for them. Both passes add in a fixed order: the same result on every run, no atomics.
 /// </summary>
-internal static class Reductions
+public static class Reductions
 {
     /// <summary>Threads per group (a power of two); also the shared-memory array of <see cref="GroupSum"/>.</summary>
     public const int MaxGroup = 256;

@@ -52,6 +52,12 @@ public abstract class Device : IDisposable
     /// <summary>Waits until all queued work has finished.</summary>
     public virtual void Synchronize() { }
 
+    /// <summary>
+    /// Names the next host&lt;-&gt;device copy or allocation in a GPU's execution log (e.g. "batch images",
+    /// "loss readback"), so tests can tell declared copies from stray ones; nothing on the CPU path.
+    /// </summary>
+    public virtual void NameNextTransfer(string name) { }
+
     internal abstract void Upload(ReadOnlySpan<float> data, Tensor dst);
     internal abstract void Download(Tensor src, Span<float> data);
 

@@ -137,6 +137,21 @@ public sealed partial class GpuDevice : Device
         return new Scope(() => { _target = oldTarget; Log = oldLog; PlanOnly = false; });
     }
 
+    /// <summary>
+    /// Runs as usual, but ops plan their launches for <paramref name="target"/> until the returned scope
+    /// is disposed. Tests use a target with this device's group size and many multiprocessors (e.g. 132,
+    /// as on an H100) so that the simulator runs the split-K products and split reductions that a real
+    /// GPU's plans contain.
+    /// </summary>
+    public IDisposable PlanAs(GpuTarget target)
+    {
+        if (target.MaxGroupSize > MaxGroupSize)
+            throw new ArgumentException($"GpuDevice.PlanAs: target '{target.Name}' has groups of {target.MaxGroupSize} threads; this device runs at most {MaxGroupSize}.");
+        var old = _target;
+        _target = target;
+        return new Scope(() => _target = old);
+    }
+
     sealed class Scope(Action end) : IDisposable
     {
         Action? _end = end;
@@ -149,8 +164,7 @@ public sealed partial class GpuDevice : Device
     /// </summary>
     public void Launching(in LaunchPlan plan) { if (Log is not null) _planned = plan; }
 
-    /// <summary>Names the next host&lt;-&gt;device copy or allocation in the log (e.g. "batch labels", "loss readback").</summary>
-    public void NameNextTransfer(string name) { if (Log is not null) _transferName = name; }
+    public override void NameNextTransfer(string name) { if (Log is not null) _transferName = name; }
 
     static string KernelName(Delegate kernel) =>
         kernel.Method.DeclaringType is { } t ? $"{(t.IsNested ? t.DeclaringType!.Name + "." : "")}{t.Name}.{kernel.Method.Name}" : kernel.Method.Name;

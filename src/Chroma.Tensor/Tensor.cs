@@ -91,6 +91,15 @@ public sealed class Tensor : IDisposable
         return result;
     }
 
+    /// <summary>Copies the elements into <paramref name="destination"/> (at least <see cref="Length"/> long; synchronizing a GPU), without a managed temporary.</summary>
+    public void CopyTo(Span<float> destination)
+    {
+        ThrowIfDisposed();
+        if (destination.Length < Length) throw new ArgumentException($"Tensor {ShapeString} needs {Length} values of room, got {destination.Length}.");
+        if (_host is not null) _host.AsSpan(Offset, Length).CopyTo(destination);
+        else Device.Download(this, destination);
+    }
+
     /// <summary>Copies <paramref name="data"/> (exactly <see cref="Length"/> values) into this tensor.</summary>
     public void CopyFrom(ReadOnlySpan<float> data)
     {

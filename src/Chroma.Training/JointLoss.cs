@@ -9,34 +9,42 @@ namespace Chroma.Training;
 /// <code>
 /// L = mean over N x 2 x H/2 x W/2 of (ab - target)^2  +  alpha * mean over N of CE(logits, label)
 /// </code>
-/// Without labels the classification term is off. Owns its gradient buffers (reused across steps).
+/// Without labels the classification term is off. The terms stay on the loss's device: each batch adds
+/// its colour and class terms to sums [2] there, and <see cref="ReadMean"/> reads them back (one 8-byte
+/// copy) only when someone logs them, so a training step has no host round trip. Owns its gradient
+/// buffers (reused across steps).
 /// </summary>
 public sealed class JointLoss(float alpha = 1f / 300) : IDisposable
 {
-    Tensor? _dAb, _dLogits, _probabilities;
+    Tensor? _dAb, _dLogits, _probabilities, _sums, _labels;
+    int _batches;
 
     public float Alpha { get; } = alpha;
 
-    /// <summary>The loss terms of one batch.</summary>
+    /// <summary>The loss terms of one batch, or their means over several.</summary>
     public readonly record struct Terms(float Total, float Color, float Class);
 
-    /// <summary>Loss of the network's last forward output, without gradients.</summary>
-    public Terms Evaluate(Tensor ab, Tensor logits, Tensor targetAb, int[]? labels)
+    /// <summary>Batches added since the last <see cref="ReadMean"/>.</summary>
+    public int PendingBatches => _batches;
+
+    /// <summary>
+    /// Adds the loss of the network's last forward output to the device-side sums, without gradients
+    /// and without reading anything back. <paramref name="labels"/>: [N] class indices on the device
+    /// (<see cref="SoftmaxCrossEntropy.CopyLabels"/>), or null for no classification term.
+    /// </summary>
+    public void Add(Tensor ab, Tensor logits, Tensor targetAb, Tensor? labels)
     {
-        float color = MseLoss.Forward(ab, targetAb);
-        float cls = 0;
+        var sums = Sums(ab.Device);
+        MseLoss.Forward(ab, targetAb, sums.Slice(0, 1), accumulate: true);
         if (labels is not null)
-        {
-            var probs = Ensure(ref _probabilities, logits);
-            cls = SoftmaxCrossEntropy.Forward(logits, labels, probs);
-        }
-        return new Terms(color + Alpha * cls, color, cls);
+            SoftmaxCrossEntropy.Forward(logits, labels, Ensure(ref _probabilities, logits), sums.Slice(1, 1), accumulate: true);
+        _batches++;
     }
 
-    /// <summary>Loss, then backward through <paramref name="network"/> (which must have just run a training forward).</summary>
-    public Terms Backward(ColorizationNetwork network, Tensor ab, Tensor logits, Tensor targetAb, int[]? labels)
+    /// <summary>Loss, then backward through <paramref name="network"/> (which must have just run a training forward); nothing is read back.</summary>
+    public void Backward(ColorizationNetwork network, Tensor ab, Tensor logits, Tensor targetAb, Tensor? labels)
     {
-        var terms = Evaluate(ab, logits, targetAb, labels);
+        Add(ab, logits, targetAb, labels);
         var dAb = Ensure(ref _dAb, ab);
         dAb.Clear();
         MseLoss.Backward(ab, targetAb, dAb);
@@ -48,7 +56,58 @@ public sealed class JointLoss(float alpha = 1f / 300) : IDisposable
             SoftmaxCrossEntropy.Backward(_probabilities!, labels, dLogits, Alpha);
         }
         network.Backward(dAb, dLogits);
-        return terms;
+    }
+
+    /// <summary>
+    /// The mean terms over the batches added since the last call (the one declared readback, "loss
+    /// readback"), then starts new sums. Zeros when nothing was added.
+    /// </summary>
+    public Terms ReadMean()
+    {
+        if (_batches == 0 || _sums is null) return default;
+        Span<float> values = stackalloc float[2];
+        _sums.Device.NameNextTransfer("loss readback");
+        _sums.CopyTo(values);
+        _sums.Clear();
+        float color = values[0] / _batches, cls = values[1] / _batches;
+        _batches = 0;
+        return new Terms(color + Alpha * cls, color, cls);
+    }
+
+    /// <summary>Loss of one batch, read back at once (validation, parity checks).</summary>
+    public Terms Evaluate(Tensor ab, Tensor logits, Tensor targetAb, int[]? labels)
+    {
+        if (_batches != 0) throw new InvalidOperationException($"JointLoss.Evaluate: {_batches} training batches not read yet; call ReadMean first.");
+        Add(ab, logits, targetAb, labels is null ? null : DeviceLabels(ab.Device, labels, logits.Dim(1)));
+        return ReadMean();
+    }
+
+    /// <summary>As <see cref="Backward(ColorizationNetwork, Tensor, Tensor, Tensor, Tensor?)"/> with host labels, read back at once.</summary>
+    public Terms Backward(ColorizationNetwork network, Tensor ab, Tensor logits, Tensor targetAb, int[]? labels)
+    {
+        if (_batches != 0) throw new InvalidOperationException($"JointLoss.Backward: {_batches} training batches not read yet; call ReadMean first.");
+        Backward(network, ab, logits, targetAb, labels is null ? null : DeviceLabels(ab.Device, labels, logits.Dim(1)));
+        return ReadMean();
+    }
+
+    Tensor DeviceLabels(Device device, int[] labels, int classes)
+    {
+        if (_labels is null || _labels.Device != device || _labels.Length != labels.Length)
+        {
+            _labels?.Dispose();
+            _labels = device.Zeros(labels.Length);
+        }
+        SoftmaxCrossEntropy.CopyLabels(labels, classes, _labels);
+        return _labels;
+    }
+
+    Tensor Sums(Device device)
+    {
+        if (_sums is not null && _sums.Device == device) return _sums;
+        if (_batches != 0) throw new InvalidOperationException("JointLoss: batches from another device are not read yet.");
+        _sums?.Dispose();
+        _sums = device.Zeros(2);
+        return _sums;
     }
 
     static Tensor Ensure(ref Tensor? t, Tensor like)
@@ -61,6 +120,6 @@ public sealed class JointLoss(float alpha = 1f / 300) : IDisposable
 
     public void Dispose()
     {
-        _dAb?.Dispose(); _dLogits?.Dispose(); _probabilities?.Dispose();
+        _dAb?.Dispose(); _dLogits?.Dispose(); _probabilities?.Dispose(); _sums?.Dispose(); _labels?.Dispose();
     }
 }

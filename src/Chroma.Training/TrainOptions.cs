@@ -28,6 +28,8 @@ public sealed record TrainOptions
     public int CheckpointEvery { get; init; } = 500;
     public int KeepCheckpoints { get; init; } = 3;
     public int ValidateEvery { get; init; } = 200;
+    /// <summary>Steps between reads of the loss from the device (the progress line); the only host round trip of a step.</summary>
+    public int LogEvery { get; init; } = 10;
     /// <summary>Validation uses at most this many images (the first of a fixed order).</summary>
     public int MaxValidationImages { get; init; } = 256;
     /// <summary>Images whose colour variation (see Augmentation.ColorVariation) is below this are skipped as near-gray.</summary>

@@ -21,8 +21,7 @@ public sealed class Trainer : IDisposable
     readonly Device _device;
     readonly Dataset _train, _val;
     readonly ColorizationNetwork _network;
-    readonly Tensor _squareAverage, _accumulatedDelta;
-    readonly JointLoss _loss;
+    readonly TrainingStep _step;
     readonly MetricsLog _metrics;
     readonly Stopwatch _clock = new();
 
@@ -34,8 +33,12 @@ public sealed class Trainer : IDisposable
     public ColorizationNetwork Network => _network;
     public TrainOptions Options => _o;
 
-    /// <summary>Called after each step with the step's loss terms and throughput.</summary>
-    public event Action<long, JointLoss.Terms, double>? StepDone;
+    /// <summary>
+    /// Called after each step with its throughput, and with the mean loss terms of the steps since the
+    /// last read on the steps where the loss is read back (every <see cref="TrainOptions.LogEvery"/>
+    /// steps, before a validation or checkpoint, and at the end); null on the others.
+    /// </summary>
+    public event Action<long, JointLoss.Terms?, double>? StepDone;
     /// <summary>Called after each validation with its row of metrics.</summary>
     public event Action<MetricsLog.Row>? Validated;
     /// <summary>Messages for the user (skipped images, checkpoints written).</summary>
@@ -88,13 +91,11 @@ public sealed class Trainer : IDisposable
         int classes = _train.HasLabels ? _train.ClassNames.Count : 1;
         var config = new ColorizerConfig(_o.Width, classes, _o.FusionKernel, _o.CropSize);
         _network = new ColorizationNetwork(config, device, _o.Seed);
-        _squareAverage = device.Zeros(_network.Parameters.Values.Length);
-        _accumulatedDelta = device.Zeros(_network.Parameters.Values.Length);
-        _loss = new JointLoss(_o.Alpha);
+        _step = new TrainingStep(_network, _o.BatchSize, _o.Classification && _train.HasLabels, _o.Alpha, _o.Rho, _o.Eps);
 
         if (resumeFrom is not null)
         {
-            Checkpoint.Restore(resumeFrom, _network, _squareAverage, _accumulatedDelta);
+            Checkpoint.Restore(resumeFrom, _network, _step.SquareAverage, _step.AccumulatedDelta);
             Step = resumeFrom.Step;
             Info?.Invoke($"resumed from {resumeFrom.Path} at step {Step}");
         }
@@ -114,8 +115,8 @@ public sealed class Trainer : IDisposable
         if (o.BatchSize < 2) throw new ArgumentException($"--batch must be at least 2 (batch norm needs batch statistics), got {o.BatchSize}.");
         if (o.Steps is < 1) throw new ArgumentException($"--steps must be positive, got {o.Steps}.");
         if (o.Epochs is <= 0) throw new ArgumentException($"--epochs must be positive, got {o.Epochs}.");
-        if (o.CheckpointEvery < 1 || o.ValidateEvery < 1 || o.KeepCheckpoints < 1)
-            throw new ArgumentException("checkpoint and validation intervals and the number of kept checkpoints must be positive.");
+        if (o.CheckpointEvery < 1 || o.ValidateEvery < 1 || o.KeepCheckpoints < 1 || o.LogEvery < 1)
+            throw new ArgumentException("checkpoint, validation and logging intervals and the number of kept checkpoints must be positive.");
         new Augmentation(o.ResizeTo, o.CropSize).Validate();
         new ColorizerConfig(o.Width, 1, o.FusionKernel, o.CropSize).Validate();
     }
@@ -151,11 +152,8 @@ public sealed class Trainer : IDisposable
     public void Run(CancellationToken cancel)
     {
         var aug = new Augmentation(_o.ResizeTo, _o.CropSize);
-        int s = _o.CropSize;
         using var loader = new BatchLoader(_train, aug, _o.BatchSize, _o.Seed, startBatch: Step);
-        using var input = _device.Zeros(_o.BatchSize, 1, s, s);
-        using var target = _device.Zeros(_o.BatchSize, 2, s / 2, s / 2);
-        bool useLabels = _o.Classification && _train.HasLabels;
+        // Train-loss sums since the last validation, from the loss reads (each a mean over its steps).
         double sumTotal = 0, sumColor = 0, sumClass = 0; int count = 0;
         _clock.Restart();
         long imagesAtStart = Step * _o.BatchSize;
@@ -163,35 +161,42 @@ public sealed class Trainer : IDisposable
 
         while (Step < TotalSteps)
         {
-            if (cancel.IsCancellationRequested) { Save("stopped"); return; }
+            if (cancel.IsCancellationRequested) { ReadLoss(); Save("stopped"); return; }
             var batch = loader.Next();
-            input.CopyFrom(batch.Inputs);
-            target.CopyFrom(batch.Targets);
-            _network.Parameters.ZeroGradients();
-            var (ab, logits) = _network.Forward(input, null, training: true);
-            var terms = _loss.Backward(_network, ab, logits, target, useLabels ? batch.Labels : null);
-            if (!float.IsFinite(terms.Total))
-                throw new TrainingDivergedException($"loss became {terms.Total} at step {Step + 1}; stopped without saving, the last checkpoint in {_o.RunDirectory} is intact.");
-            Adadelta.Step(_network.Parameters.Values, _network.Parameters.Gradients, _squareAverage, _accumulatedDelta, _o.Rho, _o.Eps);
-            _network.Parameters.MarkChanged();
+            _step.Run(batch.Inputs, batch.Targets, batch.Labels);
             Step++;
-            sumTotal += terms.Total; sumColor += terms.Color; sumClass += terms.Class; count++;
+            bool last = Step == TotalSteps, validate = Step % _o.ValidateEvery == 0 || last, checkpoint = Step % _o.CheckpointEvery == 0 || last;
+            JointLoss.Terms? terms = null;
+            // The loss is read back only here; a checkpoint or validation always reads it first, so a
+            // diverged run never saves the weights it diverged with.
+            if (Step % _o.LogEvery == 0 || validate || checkpoint) terms = ReadLoss();
             double imagesPerSecond = (Step * _o.BatchSize - imagesAtStart) / Math.Max(1e-9, _clock.Elapsed.TotalSeconds);
             StepDone?.Invoke(Step, terms, imagesPerSecond);
             lock (loader.Warnings)
                 for (; warningsShown < loader.Warnings.Count; warningsShown++) Info?.Invoke("warning: " + loader.Warnings[warningsShown]);
 
-            bool last = Step == TotalSteps;
-            if (Step % _o.ValidateEvery == 0 || last)
+            if (validate)
             {
                 var row = ValidateNow(count == 0 ? 0 : sumTotal / count, count == 0 ? 0 : sumColor / count, count == 0 ? 0 : sumClass / count, imagesPerSecond);
                 _metrics.Append(row);
                 Validated?.Invoke(row);
                 sumTotal = sumColor = sumClass = 0; count = 0;
             }
-            if (Step % _o.CheckpointEvery == 0 || last) Save(last ? "final" : "periodic");
+            if (checkpoint) Save(last ? "final" : "periodic");
         }
         if (Step == TotalSteps) ExportModel();
+
+        // Reads the mean loss of the steps since the last read; stops the run if it is not finite.
+        JointLoss.Terms? ReadLoss()
+        {
+            int steps = _step.Loss.PendingBatches;
+            if (steps == 0) return null;
+            var t = _step.ReadLoss();
+            if (!float.IsFinite(t.Total))
+                throw new TrainingDivergedException($"loss became {t.Total} within steps {Step - steps + 1}-{Step}; stopped without saving, the last checkpoint in {_o.RunDirectory} is intact.");
+            sumTotal += (double)t.Total * steps; sumColor += (double)t.Color * steps; sumClass += (double)t.Class * steps; count += steps;
+            return t;
+        }
     }
 
     /// <summary>Inference-mode pass over the validation images: joint loss, PSNR of the colorized crops, top-1.</summary>
@@ -212,7 +217,7 @@ public sealed class Trainer : IDisposable
             input.CopyFrom(batch.Inputs);
             target.CopyFrom(batch.Targets);
             var (ab, logits) = _network.Forward(input, null, training: false);
-            var terms = _loss.Evaluate(ab, logits, target, useLabels ? batch.Labels : null);
+            var terms = _step.Loss.Evaluate(ab, logits, target, useLabels ? batch.Labels : null);
             loss += terms.Total * valid; color += terms.Color * valid; cls += terms.Class * valid;
             var abValues = ab.ToArray();
             var logitValues = useLabels ? logits.ToArray() : null;
@@ -232,7 +237,7 @@ public sealed class Trainer : IDisposable
     void Save(string why)
     {
         string path = Path.Combine(_o.RunDirectory, $"checkpoint-{Step:D8}.safetensors");
-        Checkpoint.Save(path, _network, _squareAverage, _accumulatedDelta, RunMetadata());
+        Checkpoint.Save(path, _network, _step.SquareAverage, _step.AccumulatedDelta, RunMetadata());
         foreach (var old in Checkpoints(_o.RunDirectory).SkipLast(_o.KeepCheckpoints)) File.Delete(old);
         Info?.Invoke($"checkpoint ({why}): {path}");
     }
@@ -278,9 +283,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
-        _loss.Dispose();
-        _squareAverage.Dispose();
-        _accumulatedDelta.Dispose();
+        _step.Dispose();
         _network.Dispose();
     }
 }

@@ -21,13 +21,18 @@ namespace Chroma.Cli.Commands;
 ///   {"what": "inference 512x512", "width": 0.25, "batch": 1, "median_ms": ..., "best_ms": ..., "images_per_s": ...},
 ///   {"what": "training step 224x224", "width": 0.25, "batch": 16, "median_ms": ..., "best_ms": ..., "images_per_s": ...}]}
 /// </code>
-/// (gflops from the best time, images_per_s from the median, as in the table).
+/// (gflops from the best time, images_per_s from the median, as in the table). On a GPU each entry also
+/// has "launches", "copies" (host&lt;-&gt;device), "syncs" and "allocations": what one more run did, read
+/// from the device's execution log (<see cref="GpuLog"/>).
 /// </summary>
 public static class BenchCommand
 {
     /// <summary>One timed thing: a GEMM (Size set) or a network pass (Width and Batch set).</summary>
     sealed record Entry(string What, double MedianSeconds, double BestSeconds, int? Size = null, double? Width = null, int? Batch = null)
     {
+        /// <summary>On a GPU: what one more run did, from the device's execution log.</summary>
+        public LogCounts? Log { get; init; }
+
         public double Gflops => 2.0 * Size!.Value * Size.Value * Size.Value / BestSeconds / 1e9;
         public double ImagesPerSecond => Batch!.Value / MedianSeconds;
     }
@@ -58,29 +63,26 @@ public static class BenchCommand
             {
                 using var a = Random(dev, 1, n, n); using var b = Random(dev, 2, n, n); using var c = dev.Zeros(n, n);
                 var (med, best) = Time(dev, reps, () => Gemm.Multiply(a, b, c));
-                entries.Add(new Entry("gemm", med, best, Size: n));
+                entries.Add(new Entry("gemm", med, best, Size: n) { Log = Count(dev, () => Gemm.Multiply(a, b, c)) });
             }
             foreach (var w in r.GetValue(widths)!)
             {
                 using var net = new ColorizationNetwork(new ColorizerConfig(w, 205), dev, seed: 1);
                 using var local = Random(dev, 3, 1, 1, 512, 512); using var global = Random(dev, 4, 1, 1, 224, 224);
                 var (med, best) = Time(dev, reps, () => net.Forward(local, global, training: false));
-                entries.Add(new Entry("inference 512x512", med, best, Width: w, Batch: 1));
+                entries.Add(new Entry("inference 512x512", med, best, Width: w, Batch: 1) { Log = Count(dev, () => net.Forward(local, global, training: false)) });
 
+                // The training step as `chroma train` runs it: the batch uploaded from host memory, the
+                // loss left on the device (read once after the timing, as training reads it when logging).
                 int bs = r.GetValue(batch) ?? (w >= 1.0 ? 4 : 16);
-                using var x = Random(dev, 5, bs, 1, 224, 224); using var t = Random(dev, 6, bs, 2, 112, 112);
-                using var sq = dev.Zeros(net.Parameters.Values.Length); using var acc = dev.Zeros(net.Parameters.Values.Length);
-                using var loss = new JointLoss();
+                var images = RandomValues(5, bs * 224 * 224);
+                var targets = RandomValues(6, bs * 2 * 112 * 112);
                 var labels = Enumerable.Range(0, bs).Select(i => i % 205).ToArray();
-                (med, best) = Time(dev, reps, () =>
-                {
-                    net.Parameters.ZeroGradients();
-                    var (ab, logits) = net.Forward(x, null, training: true);
-                    loss.Backward(net, ab, logits, t, labels);
-                    Adadelta.Step(net.Parameters.Values, net.Parameters.Gradients, sq, acc);
-                    net.Parameters.MarkChanged();
-                });
-                entries.Add(new Entry("training step 224x224", med, best, Width: w, Batch: bs));
+                using var step = new TrainingStep(net, bs, classification: true);
+                (med, best) = Time(dev, reps, () => step.Run(images, targets, labels));
+                var log = Count(dev, () => step.Run(images, targets, labels));
+                step.ReadLoss();
+                entries.Add(new Entry("training step 224x224", med, best, Width: w, Batch: bs) { Log = log });
             }
             if (asJson) Console.Out.WriteLine(Json(dev, processor, entries));
             else AnsiConsole.Write(Table(entries));
@@ -92,14 +94,20 @@ public static class BenchCommand
     static Table Table(List<Entry> entries)
     {
         var table = new Table().AddColumns("what", "median", "best", "rate");
+        bool logged = entries.Any(e => e.Log is not null);
+        if (logged) table.AddColumns("launches", "copies", "syncs", "allocations");
         foreach (var e in entries)
         {
-            if (e.Size is int n) table.AddRow($"GEMM {n}^3", Ms(e.MedianSeconds), Ms(e.BestSeconds), $"{e.Gflops:F1} GFLOP/s (best)");
+            var row = new List<string>();
+            if (e.Size is int n) row.AddRange([$"GEMM {n}^3", Ms(e.MedianSeconds), Ms(e.BestSeconds), $"{e.Gflops:F1} GFLOP/s (best)"]);
             else
             {
                 string batch = e.What.StartsWith("training", StringComparison.Ordinal) ? $", batch {e.Batch}" : "";
-                table.AddRow($"width {e.Width}: {e.What}{batch}", Ms(e.MedianSeconds), Ms(e.BestSeconds), $"{e.ImagesPerSecond:F2} images/s (median)");
+                row.AddRange([$"width {e.Width}: {e.What}{batch}", Ms(e.MedianSeconds), Ms(e.BestSeconds), $"{e.ImagesPerSecond:F2} images/s (median)"]);
             }
+            if (logged)
+                row.AddRange(e.Log is { } l ? [$"{l.Launches}", $"{l.Copies}", $"{l.Syncs}", $"{l.Allocations}"] : ["", "", "", ""]);
+            table.AddRow(row.ToArray());
         }
         return table;
     }
@@ -126,6 +134,13 @@ public static class BenchCommand
                 j.WriteNumber("best_ms", Math.Round(e.BestSeconds * 1e3, 4));
                 if (e.Size is not null) j.WriteNumber("gflops", Math.Round(e.Gflops, 3));
                 else j.WriteNumber("images_per_s", Math.Round(e.ImagesPerSecond, 4));
+                if (e.Log is { } l)
+                {
+                    j.WriteNumber("launches", l.Launches);
+                    j.WriteNumber("copies", l.Copies);
+                    j.WriteNumber("syncs", l.Syncs);
+                    j.WriteNumber("allocations", l.Allocations);
+                }
                 j.WriteEndObject();
             }
             j.WriteEndArray();
@@ -149,12 +164,30 @@ public static class BenchCommand
         return $"{RuntimeInformation.OSArchitecture} ({RuntimeInformation.OSDescription})";
     }
 
-    static Tensor Random(Device dev, int seed, params int[] shape)
+    static Tensor Random(Device dev, int seed, params int[] shape) => dev.FromArray(RandomValues(seed, Tensor.ShapeLength(shape)), shape);
+
+    static float[] RandomValues(int seed, int count)
     {
         var rng = new Random(seed);
-        var v = new float[Tensor.ShapeLength(shape)];
+        var v = new float[count];
         for (int i = 0; i < v.Length; i++) v[i] = (float)rng.NextDouble();
-        return dev.FromArray(v, shape);
+        return v;
+    }
+
+    /// <summary>What one run did on a GPU: kernel launches, host&lt;-&gt;device copies, synchronizations, device allocations.</summary>
+    internal readonly record struct LogCounts(int Launches, int Copies, int Syncs, int Allocations);
+
+    /// <summary>Runs <paramref name="run"/> once more with the GPU's execution log on; null on the CPU.</summary>
+    static LogCounts? Count(Device dev, Action run)
+    {
+        if (dev is not GpuDevice gpu) return null;
+        var log = new GpuLog();
+        gpu.Log = log;
+        try { run(); }
+        finally { gpu.Log = null; }
+        gpu.Synchronize(); // the bench's own wait, not counted
+        return new LogCounts(log.Count(GpuEventKind.Launch), log.Count(GpuEventKind.Upload) + log.Count(GpuEventKind.Download),
+            log.Count(GpuEventKind.Synchronize), log.Count(GpuEventKind.Allocate));
     }
 
     /// <summary>One warm-up, then <paramref name="reps"/> timed runs, each ending with a device synchronization.</summary>

@@ -25,12 +25,13 @@ public static class TrainCommand
         var ckEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints.", DefaultValueFactory = _ => 500 };
         var keep = new Option<int>("--keep") { Description = "Checkpoints kept (the newest).", DefaultValueFactory = _ => 3 };
         var valEvery = new Option<int>("--validate-every") { Description = "Steps between validations (metrics row, curve).", DefaultValueFactory = _ => 200 };
+        var logEvery = new Option<int>("--log-every") { Description = "Steps between reads of the loss from the device (the progress line).", DefaultValueFactory = _ => 10 };
         var valMax = new Option<int>("--val-images") { Description = "Validation images used (at most).", DefaultValueFactory = _ => 256 };
         var resizeTo = new Option<int>("--resize") { Description = "Images are first resized to this square size.", DefaultValueFactory = _ => 256 };
         var crop = new Option<int>("--crop") { Description = "Random crop size (the network's training input).", DefaultValueFactory = _ => 224 };
         var noClass = new Option<bool>("--no-classification") { Description = "Train the colour loss only, even if the data has classes." };
         var cmd = new Command("train", "Train a colorization model.")
-            { data, val, valFraction, width, batch, steps, epochs, alpha, device, output, resume, seed, ckEvery, keep, valEvery, valMax, resizeTo, crop, noClass };
+            { data, val, valFraction, width, batch, steps, epochs, alpha, device, output, resume, seed, ckEvery, keep, valEvery, logEvery, valMax, resizeTo, crop, noClass };
         cmd.SetAction(r =>
         {
             var options = new TrainOptions
@@ -38,7 +39,7 @@ public static class TrainCommand
                 Data = r.GetValue(data)!, Validation = r.GetValue(val), ValidationFraction = r.GetValue(valFraction),
                 Width = r.GetValue(width), BatchSize = r.GetValue(batch), Steps = r.GetValue(steps), Epochs = r.GetValue(epochs),
                 Alpha = (float)r.GetValue(alpha), RunDirectory = r.GetValue(output)!, Resume = r.GetValue(resume), Seed = r.GetValue(seed),
-                CheckpointEvery = r.GetValue(ckEvery), KeepCheckpoints = r.GetValue(keep), ValidateEvery = r.GetValue(valEvery),
+                CheckpointEvery = r.GetValue(ckEvery), KeepCheckpoints = r.GetValue(keep), ValidateEvery = r.GetValue(valEvery), LogEvery = r.GetValue(logEvery),
                 MaxValidationImages = r.GetValue(valMax), ResizeTo = r.GetValue(resizeTo), CropSize = r.GetValue(crop),
                 Classification = !r.GetValue(noClass),
             };
@@ -57,10 +58,12 @@ public static class TrainCommand
                     {
                         var task = ctx.AddTask("training", maxValue: trainer.TotalSteps);
                         task.Value = trainer.Step;
+                        float lastLoss = float.NaN;
                         trainer.StepDone += (step, terms, ips) =>
                         {
                             task.Value = step;
-                            task.Description = string.Create(CultureInfo.InvariantCulture, $"step {step}/{trainer.TotalSteps} loss {terms.Total:F5} {ips:F1} img/s");
+                            if (terms is { } t) lastLoss = t.Total;
+                            task.Description = string.Create(CultureInfo.InvariantCulture, $"step {step}/{trainer.TotalSteps} loss {lastLoss:F5} {ips:F1} img/s");
                         };
                         trainer.Validated += row => AnsiConsole.MarkupLineInterpolated(
                             $"step {row.Step}: train loss {row.TrainLoss:F5}, val loss {row.ValLoss:F5}, val PSNR {row.ValPsnr:F2} dB{(double.IsNaN(row.ValTop1) ? "" : $", top-1 {row.ValTop1:P1}")}");

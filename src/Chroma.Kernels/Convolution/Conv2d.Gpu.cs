@@ -67,8 +67,8 @@ public static partial class Conv2d
     };
 
     /// <summary>
-    /// Plans one product on <paramref name="target"/> (a plain function of the shapes): 64 x 64 tiles,
-    /// or 32 x 32 when those fill the GPU and 64 x 64 do not; then, while the tiles give fewer than
+    /// Plans one product on <paramref name="target"/> (a plain function of the shapes): 64 x 64 tiles
+    /// when they fill the GPU, else 32 x 32 (4x the groups, 4x fewer splits needed); then, while the tiles give fewer than
     /// <see cref="GpuTarget.GroupsToFill"/> groups, the depth is split into ranges of at least
     /// <see cref="MinSplitDepth"/> (whole stages), within a partial-product budget.
     /// </summary>
@@ -79,7 +79,7 @@ public static partial class Conv2d
         int side = MaxSide;
         while (side > 1 && side * side > target.MaxGroupSize) side /= 2;
         long Tiles(int tile) => (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
-        if (side > 8 && Tiles(ThreadTile * side) < fill && Tiles(ThreadTile * 8) >= fill) side = 8;
+        if (side > 8 && Tiles(ThreadTile * side) < fill) side = 8;
         int tileSize = ThreadTile * side;
         long tiles = Tiles(tileSize);
         int splits = 1, depth = k;

@@ -38,8 +38,8 @@ public static partial class Gemm
     /// <summary>Smallest depth one split of a split-K product gets: 4 stages of <see cref="TileK"/>.</summary>
     const int MinSplitDepth = 4 * TileK;
 
-    /// <summary>Most splits of one product (bounds the partial-product workspace at 64 x M x N floats).</summary>
-    const int MaxSplits = 64;
+    /// <summary>Most floats of partial products one split launch may write (128 MB).</summary>
+    const long MaxPartials = 32L << 20;
 
     /// <summary>
     /// The launches of one product on a target GPU, a plain function of the shapes (see <see cref="PlanGpu"/>).
@@ -57,8 +57,9 @@ public static partial class Gemm
     /// <list type="number">
     /// <item>kernel 3 (8 x 8 per thread, 128 x 128 tiles on CUDA) when its tiles alone give
     /// <see cref="GpuTarget.GroupsToFill"/> groups (2 per multiprocessor);</item>
-    /// <item>else kernel 2 with 64 x 64 tiles, or 32 x 32 tiles (8 x 8 threads) when those fill the GPU
-    /// and 64 x 64 ones do not;</item>
+    /// <item>else kernel 2 with 64 x 64 tiles when those fill the GPU, else with 32 x 32 tiles (8 x 8
+    /// threads): 4x the groups, so a product that must be split needs 4x fewer splits (and less
+    /// partial-product traffic);</item>
     /// <item>else split-K: the depth is cut into ceil(fill / tiles) ranges of at least
     /// <see cref="MinSplitDepth"/> (grid z), which turns the skinny weight-gradient and fully
     /// connected products (M, N of 16-512, K up to 100 000) into hundreds of groups.</item>
@@ -73,13 +74,14 @@ public static partial class Gemm
 
         if (Tiles(8 * side) >= fill)
             return new(new LaunchPlan(tiled8, Grid(8 * side, 1), new Index3D(side, side, 1), work), null, side, 8 * side, 1, k);
-        if (side > 8 && Tiles(ThreadTile * side) < fill && Tiles(ThreadTile * 8) >= fill) side = 8;
+        if (side > 8 && Tiles(ThreadTile * side) < fill) side = 8;
         int tile = ThreadTile * side;
         long tiles = Tiles(tile);
         int splits = 1, depth = k;
         if (tiles < fill && k >= 2 * MinSplitDepth)
         {
-            splits = (int)Math.Min(Math.Min((fill + tiles - 1) / tiles, k / MinSplitDepth), MaxSplits);
+            long byBudget = Math.Max(1, MaxPartials / Math.Max(1L, (long)m * n));
+            splits = (int)Math.Max(1, Math.Min(Math.Min((fill + tiles - 1) / tiles, k / MinSplitDepth), byBudget));
             depth = (k + splits - 1) / splits;
             depth = (depth + TileK - 1) / TileK * TileK;         // whole stages per split
             splits = (k + depth - 1) / depth;

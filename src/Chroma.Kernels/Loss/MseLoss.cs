@@ -18,18 +18,32 @@ public static class MseLoss
     /// <summary>Elements per Parallel.For work item on the CPU path.</summary>
     const int ChunkSize = 1 << 16;
 
-    /// <summary>Largest reduction group (CUDA's limit); sizes the kernel's shared memory.</summary>
-    const int MaxReductionGroup = 1024;
-
-    /// <summary>Returns L. Reduces on the device; the GPU path copies back only one partial sum per group.</summary>
+    /// <summary>Returns L (on the GPU path: <see cref="Forward(Tensor, Tensor, Tensor, bool)"/> and one 4-byte readback).</summary>
     public static float Forward(Tensor prediction, Tensor target)
     {
         const string op = "MseLoss.Forward";
         CheckArguments(op, prediction, target);
-        double sum = prediction.Device is GpuDevice gpu
-            ? SumSquaredErrorGpu(gpu, prediction, target)
-            : SumSquaredErrorCpu(prediction, target);
-        return (float)(sum / prediction.Length);
+        if (prediction.Device is not GpuDevice gpu) return (float)(SumSquaredErrorCpu(prediction, target) / prediction.Length);
+        var loss = gpu.Workspace("mse.loss", 1);
+        Forward(prediction, target, loss);
+        gpu.NameNextTransfer("loss readback");
+        return loss.ToArray()[0];
+    }
+
+    /// <summary>
+    /// Writes L into <paramref name="loss"/> (one element, on the prediction's device), or adds it there
+    /// with <paramref name="accumulate"/>: the loss stays on the device until someone reads it, so a
+    /// training step makes no host round trip for it.
+    /// </summary>
+    public static void Forward(Tensor prediction, Tensor target, Tensor loss, bool accumulate = false)
+    {
+        const string op = "MseLoss.Forward";
+        CheckArguments(op, prediction, target);
+        Check.SameDevice(op, prediction, loss);
+        if (loss.Length != 1) throw new ArgumentException($"{op}: loss {loss.ShapeString} must have one element.");
+        if (prediction.Device is GpuDevice gpu) { ForwardGpu(gpu, prediction, target, loss, accumulate); return; }
+        float mean = (float)(SumSquaredErrorCpu(prediction, target) / prediction.Length);
+        loss.Span[0] = accumulate ? loss.Span[0] + mean : mean;
     }
 
     /// <summary>dPrediction += scale * 2 (p - t) / count.</summary>
@@ -146,39 +160,39 @@ public static class MseLoss
     // ---- GPU path ----
 
     /// <summary>
-    /// Grouped reduction: at most groupSize groups of groupSize threads (1024 x 1024 on CUDA, 16 x 16 on
-    /// the simulator); each thread sums a grid-stride slice, each group reduces in shared memory and
-    /// writes one partial; the host adds the partials in float64.
+    /// The two passes of the device-side sum: pass 1 has groups of up to 256 threads, each thread summing
+    /// a grid-stride slice (at least <see cref="MinValuesPerThread"/> values) and each group reducing in
+    /// shared memory to one partial; pass 2 (one thread) adds the partials in order and writes the mean.
+    /// 392 groups for the training target at width 0.25 (16 x 2 x 112 x 112 values).
     /// </summary>
-    static double SumSquaredErrorGpu(GpuDevice gpu, Tensor prediction, Tensor target)
+    public static (LaunchPlan Partial, LaunchPlan Final) PlanGpu(GpuTarget target, long count)
     {
-        int n = prediction.Length;
-        int groupSize = ReductionGroupSize(gpu);
-        int groups = Math.Min((n + groupSize - 1) / groupSize, groupSize);
-        gpu.Bind();
-        using var partialsBuffer = gpu.Accelerator.Allocate1D<float>(groups);
+        int group = 1;
+        while (group * 2 <= Math.Min(Reductions.MaxGroup, target.MaxGroupSize)) group *= 2;
+        int groups = (int)Math.Clamp((count + (long)group * MinValuesPerThread - 1) / ((long)group * MinValuesPerThread), 1, MaxPartials);
+        return (new LaunchPlan(nameof(MseLoss) + "." + nameof(SumSquaredErrorKernel), new Index3D(groups, 1, 1), new Index3D(group, 1, 1), count),
+                new LaunchPlan(nameof(MseLoss) + "." + nameof(FinishKernel), new Index3D(1, 1, 1), default, groups));
+    }
+
+    const int MinValuesPerThread = 4;
+    const int MaxPartials = 1024;
+
+    static void ForwardGpu(GpuDevice gpu, Tensor prediction, Tensor target, Tensor loss, bool accumulate)
+    {
+        var (partial, final) = PlanGpu(gpu.Target, prediction.Length);
+        var partials = gpu.Workspace("mse.partials", partial.Grid.X).View;
+        gpu.Launching(partial);
         gpu.GroupedKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>>(SumSquaredErrorKernel)(
-            new KernelConfig(groups, groupSize), prediction.View, target.View, partialsBuffer.View);
-        var partials = new float[groups];
-        partialsBuffer.View.CopyToCPU(partials); // waits for the kernel
-        double sum = 0;
-        foreach (float s in partials) sum += s;
-        return sum;
+            new KernelConfig(partial.Grid, partial.Group), prediction.View, target.View, partials);
+        gpu.Launching(final);
+        gpu.Kernel<int, float, int, ArrayView<float>, ArrayView<float>>(FinishKernel)(
+            1, partial.Grid.X, 1f / prediction.Length, accumulate ? 1 : 0, partials, loss.View);
     }
 
-    /// <summary>Largest power of two within the accelerator's group limit and the shared-memory array.</summary>
-    static int ReductionGroupSize(GpuDevice gpu)
-    {
-        int limit = Math.Min(gpu.Target.MaxGroupSize, MaxReductionGroup);
-        int size = 1;
-        while (size * 2 <= limit) size *= 2;
-        return size;
-    }
-
-    // Grid: groups x groupSize (a power of two <= MaxReductionGroup). partials: one float per group.
+    // Grid: groups x group size (a power of two <= Reductions.MaxGroup). partials: one float per group.
     static void SumSquaredErrorKernel(ArrayView<float> prediction, ArrayView<float> target, ArrayView<float> partials)
     {
-        var shared = SharedMemory.Allocate<float>(MaxReductionGroup);
+        var shared = SharedMemory.Allocate<float>(Reductions.MaxGroup);
         int lane = Group.IdxX, groupSize = Group.DimX;
         long n = prediction.Length, stride = (long)Grid.DimX * groupSize;
         float s = 0f;
@@ -187,14 +201,16 @@ public static class MseLoss
             float d = prediction[i] - target[i];
             s += d * d;
         }
-        shared[lane] = s;
-        Group.Barrier();
-        for (int half = groupSize / 2; half > 0; half /= 2)
-        {
-            if (lane < half) shared[lane] += shared[lane + half];
-            Group.Barrier();
-        }
-        if (lane == 0) partials[Grid.IdxX] = shared[0];
+        s = Reductions.GroupSum(shared, s);
+        if (lane == 0) partials[Grid.IdxX] = s;
+    }
+
+    // One thread: loss[0] (+)= (sum of the partials in order) * scale.
+    static void FinishKernel(Index1D index, int count, float scale, int accumulate, ArrayView<float> partials, ArrayView<float> loss)
+    {
+        float sum = 0f;
+        for (int g = 0; g < count; g++) sum += partials[g];
+        loss[0] = (accumulate != 0 ? loss[0] : 0f) + sum * scale;
     }
 
     static void BackwardKernel(Index1D i, float coefficient, ArrayView<float> prediction, ArrayView<float> target, ArrayView<float> dPrediction) =>

@@ -1,32 +1,66 @@
-using System.Runtime.CompilerServices;
 using ILGPU;
+using ILGPU.Algorithms;
 using ILGPU.Runtime;
 
 namespace Chroma.Kernels;
 
+// GPU path. The per-channel sums (statistics in the forward, sum dy and sum dy * xhat in the
+// backward) are split reductions (see Reductions): pass 1 has splits x C groups, each summing a chunk
+// of one channel's m = N*S values into partials [C, splits, 2]; pass 2, one thread per channel, adds
+// the partials in split order and finishes the channel (mean, invStd, running statistics; or dgamma,
+// dbeta and the sums the dx pass needs). Then an element-wise kernel writes y (or dx).
+// One group per channel, as before, gave 16-512 groups walking up to 800 000 values each (the first
+// layers at width 0.25, batch 16, 224x224): a fraction of a 132-SM GPU. Not yet timed on a GPU.
 public static partial class BatchNorm
 {
     /// <summary>Sizes and constants of one batch-norm launch, passed to kernels as one struct.</summary>
     /// <param name="M">Values per channel, N*S.</param>
     /// <param name="UnbiasFactor">m / (m - 1), turns the biased batch variance into the unbiased one.</param>
     /// <param name="Relu">1: the ReLU is fused (forward writes max(0, y); backward masks dy by y &gt; 0), 0: plain batch norm.</param>
-    public readonly record struct BatchNormArgs(int C, int S, int M, float Momentum, float UnbiasFactor, float Eps, int Relu);
+    /// <param name="Chunk">Values of one channel that one group of pass 1 sums.</param>
+    /// <param name="Splits">Groups per channel in pass 1.</param>
+    public readonly record struct BatchNormArgs(int C, int S, int M, float Momentum, float UnbiasFactor, float Eps, int Relu, int Chunk = 0, int Splits = 1);
+
+    /// <summary>The launches of a training forward (or a backward): split sums, per-channel finish, element-wise pass.</summary>
+    public readonly record struct GpuPlan(Reductions.Split Split, LaunchPlan Partial, LaunchPlan Final, LaunchPlan Elementwise)
+    {
+        public IEnumerable<LaunchPlan> Launches => [Partial, Final, Elementwise];
+    }
 
     /// <summary>
-    /// Per-device scratch for the backward sums [2, C]: the dx kernel needs them after dgamma and dbeta
-    /// have been accumulated into. Kept per device so that backward does not allocate (and, on CUDA,
-    /// synchronize on the free) at every call; the device is used from one thread at a time.
+    /// Plans the training forward (<paramref name="backward"/> false) or the backward of x [N, C, S] on
+    /// <paramref name="target"/>: a plain function of the shapes.
     /// </summary>
-    static readonly ConditionalWeakTable<GpuDevice, Tensor> s_scratch = new();
+    public static GpuPlan PlanGpu(GpuTarget target, int n, int c, int s, bool backward)
+    {
+        long m = (long)n * s, values = m * c;
+        var split = Reductions.PlanChannels(target, c, m);
+        string partial = backward ? nameof(BackwardPartialKernel) : nameof(StatisticsPartialKernel);
+        string final = backward ? nameof(BackwardFinalKernel) : nameof(StatisticsFinalKernel);
+        string elementwise = backward ? nameof(BackwardDxKernel) : nameof(NormalizeKernel);
+        return new GpuPlan(split,
+            new LaunchPlan(Name(partial), split.Grid, split.Group, values),
+            new LaunchPlan(Name(final), new Index3D(c, 1, 1), default, (long)c * split.Splits),
+            new LaunchPlan(Name(elementwise), new Index3D((int)values, 1, 1), default, values));
+    }
+
+    static string Name(string kernel) => nameof(BatchNorm) + "." + kernel;
 
     static void ForwardTrainingGpu(GpuDevice gpu, Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         Tensor y, Tensor saveMean, Tensor saveInvStd, int n, int c, int s, float momentum, float eps, bool relu)
     {
         if (c == 0) return;
         int m = n * s;
-        var args = new BatchNormArgs(c, s, m, momentum, (float)((double)m / (m - 1)), eps, relu ? 1 : 0);
-        gpu.GroupedKernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(StatisticsKernel)(
-            ChannelGroups(gpu, c, m, 1), args, x.View, runningMean.View, runningVar.View, saveMean.View, saveInvStd.View);
+        var plan = PlanGpu(gpu.Target, n, c, s, backward: false);
+        var args = new BatchNormArgs(c, s, m, momentum, (float)((double)m / (m - 1)), eps, relu ? 1 : 0, plan.Split.Chunk, plan.Split.Splits);
+        var partials = Partials(gpu, args);
+        gpu.Launching(plan.Partial);
+        gpu.GroupedKernel<BatchNormArgs, ArrayView<float>, ArrayView<float>>(StatisticsPartialKernel)(
+            new KernelConfig(plan.Partial.Grid, plan.Partial.Group), args, x.View, partials);
+        gpu.Launching(plan.Final);
+        gpu.Kernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(StatisticsFinalKernel)(
+            c, args, x.View, partials, runningMean.View, runningVar.View, saveMean.View, saveInvStd.View);
+        gpu.Launching(plan.Elementwise);
         gpu.Kernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(NormalizeKernel)(
             x.Length, args, x.View, gamma.View, beta.View, saveMean.View, saveInvStd.View, y.View);
     }
@@ -45,38 +79,26 @@ public static partial class BatchNorm
     {
         if (c == 0) return;
         int m = n * s;
-        var args = new BatchNormArgs(c, s, m, 0f, 0f, 0f, reluOutput is null ? 0 : 1);
-        var sums = Scratch(gpu, 2 * c);
+        var plan = PlanGpu(gpu.Target, n, c, s, backward: true);
+        var args = new BatchNormArgs(c, s, m, 0f, 0f, 0f, reluOutput is null ? 0 : 1, plan.Split.Chunk, plan.Split.Splits);
+        var partials = Partials(gpu, args);
+        // The dx pass needs sum dy and sum dy * xhat after dgamma and dbeta have been accumulated into.
+        var sums = gpu.Workspace("batchnorm.sums", 2 * c).View;
         // Without the ReLU the mask view is never read; dy stands in for it.
         var y = (reluOutput ?? dy).View;
-        gpu.GroupedKernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BackwardSumsKernel)(
-            ChannelGroups(gpu, c, m, 2), args, x.View, dy.View, y, saveMean.View, saveInvStd.View, dgamma.View, dbeta.View, sums);
+        gpu.Launching(plan.Partial);
+        gpu.GroupedKernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BackwardPartialKernel)(
+            new KernelConfig(plan.Partial.Grid, plan.Partial.Group), args, x.View, dy.View, y, saveMean.View, partials);
+        gpu.Launching(plan.Final);
+        gpu.Kernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BackwardFinalKernel)(
+            c, args, partials, saveInvStd.View, dgamma.View, dbeta.View, sums);
+        gpu.Launching(plan.Elementwise);
         gpu.Kernel<BatchNormArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BackwardDxKernel)(
             x.Length, args, x.View, dy.View, y, gamma.View, saveMean.View, saveInvStd.View, sums, dx.View);
     }
 
-    static ArrayView<float> Scratch(GpuDevice gpu, int length)
-    {
-        if (!s_scratch.TryGetValue(gpu, out var t) || t.Length < length)
-        {
-            t?.Dispose();
-            t = gpu.Zeros(Math.Max(length, 1024));
-            s_scratch.AddOrUpdate(gpu, t);
-        }
-        return t.View.SubView(0, length);
-    }
-
-    /// <summary>
-    /// One group per channel; the group size is the largest power of two not above the device limit
-    /// (1024 on CUDA, 16 on the test simulator) nor far above m. Dynamic shared memory holds
-    /// <paramref name="sharedPerThread"/> floats per thread.
-    /// </summary>
-    static KernelConfig ChannelGroups(GpuDevice gpu, int c, int m, int sharedPerThread)
-    {
-        int limit = Math.Min(gpu.Target.MaxGroupSize, 1024), size = 1;
-        while (size * 2 <= limit && size < m) size *= 2;
-        return new KernelConfig(new Index1D(c), new Index1D(size), SharedMemoryConfig.RequestDynamic<float>(size * sharedPerThread));
-    }
+    /// <summary>Pass 1's output [C, splits, 2], in the device's workspace (launches run in order, so layers can share it).</summary>
+    static ArrayView<float> Partials(GpuDevice gpu, in BatchNormArgs a) => gpu.Workspace("batchnorm.partials", 2 * a.C * a.Splits).View;
 
     /// <summary>Index in x [N,C,S] of the i-th of channel c's m values.</summary>
     static int ChannelElement(BatchNormArgs a, int c, int i)
@@ -85,51 +107,52 @@ public static partial class BatchNorm
         return (n * a.C + c) * a.S + (i - n * a.S);
     }
 
-    /// <summary>
-    /// Sum of <paramref name="value"/> over the group by a tree in shared memory (group size a power of
-    /// two); every thread gets the total. Ends with a barrier, so <paramref name="shared"/> can be reused.
-    /// </summary>
-    static float GroupSum(ArrayView<float> shared, float value)
+    // Pass 1 of the statistics, group (z, c): sums of d = x - shift and d^2 over values
+    // [z*chunk, (z+1)*chunk) of channel c, the shift being the channel's first value (so that sum d / m
+    // is of the order of the standard deviation and the variance does not cancel); every group uses the
+    // same shift, so the partials add up.
+    static void StatisticsPartialKernel(BatchNormArgs a, ArrayView<float> x, ArrayView<float> partials)
     {
-        int t = Group.IdxX;
-        shared[t] = value;
-        Group.Barrier();
-        for (int stride = Group.DimX / 2; stride > 0; stride /= 2)
-        {
-            if (t < stride) shared[t] += shared[t + stride];
-            Group.Barrier();
-        }
-        float total = shared[0];
-        Group.Barrier();
-        return total;
-    }
-
-    // Group per channel, one pass over x: sums of d = x - shift and d^2, the shift being the channel's
-    // first value (so sum d / m is of the order of the standard deviation and the variance does not
-    // cancel); thread 0 saves mean and invStd and updates the running statistics.
-    static void StatisticsKernel(BatchNormArgs a, ArrayView<float> x, ArrayView<float> runningMean, ArrayView<float> runningVar,
-        ArrayView<float> saveMean, ArrayView<float> saveInvStd)
-    {
-        var shared = SharedMemory.GetDynamic<float>();
-        int c = Grid.IdxX, t = Group.IdxX, g = Group.DimX;
+        var shared = SharedMemory.Allocate<float>(Reductions.MaxGroup);
+        int z = Grid.IdxX, c = Grid.IdxY, t = Group.IdxX;
         float shift = x[ChannelElement(a, c, 0)];
+        int begin = z * a.Chunk, end = XMath.Min(a.M, begin + a.Chunk);
         float sum = 0, squares = 0;
-        for (int i = t; i < a.M; i += g)
+        for (int i = begin + t; i < end; i += Group.DimX)
         {
             float d = x[ChannelElement(a, c, i)] - shift;
             sum += d;
             squares += d * d;
         }
-        float meanD = GroupSum(shared, sum) / a.M;
-        float var = ILGPU.Algorithms.XMath.Max(GroupSum(shared, squares) / a.M - meanD * meanD, 0f);
-        float mean = shift + meanD;
+        sum = Reductions.GroupSum(shared, sum);
+        squares = Reductions.GroupSum(shared, squares);
         if (t == 0)
         {
-            saveMean[c] = mean;
-            saveInvStd[c] = 1f / ILGPU.Algorithms.XMath.Sqrt(var + a.Eps);
-            runningMean[c] = (1f - a.Momentum) * runningMean[c] + a.Momentum * mean;
-            runningVar[c] = (1f - a.Momentum) * runningVar[c] + a.Momentum * var * a.UnbiasFactor;
+            int at = 2 * (c * a.Splits + z);
+            partials[at] = sum;
+            partials[at + 1] = squares;
         }
+    }
+
+    // Pass 2, one thread per channel: adds the partials in split order, saves mean and invStd and
+    // updates the running statistics.
+    static void StatisticsFinalKernel(Index1D c, BatchNormArgs a, ArrayView<float> x, ArrayView<float> partials,
+        ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> saveMean, ArrayView<float> saveInvStd)
+    {
+        float sum = 0, squares = 0;
+        for (int z = 0; z < a.Splits; z++)
+        {
+            int at = 2 * (c * a.Splits + z);
+            sum += partials[at];
+            squares += partials[at + 1];
+        }
+        float meanD = sum / a.M;
+        float var = XMath.Max(squares / a.M - meanD * meanD, 0f);
+        float mean = x[ChannelElement(a, c, 0)] + meanD;
+        saveMean[c] = mean;
+        saveInvStd[c] = 1f / XMath.Sqrt(var + a.Eps);
+        runningMean[c] = (1f - a.Momentum) * runningMean[c] + a.Momentum * mean;
+        runningVar[c] = (1f - a.Momentum) * runningVar[c] + a.Momentum * var * a.UnbiasFactor;
     }
 
     // One thread per element of x [N,C,S].
@@ -138,46 +161,65 @@ public static partial class BatchNorm
     {
         int c = i / a.S % a.C;
         float v = gamma[c] * (x[i] - mean[c]) * invStd[c] + beta[c];
-        y[i] = a.Relu != 0 ? ILGPU.Algorithms.XMath.Max(v, 0f) : v;
+        y[i] = a.Relu != 0 ? XMath.Max(v, 0f) : v;
     }
 
     static void InferenceKernel(Index1D i, BatchNormArgs a, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta,
         ArrayView<float> runningMean, ArrayView<float> runningVar, ArrayView<float> y)
     {
         int c = i / a.S % a.C;
-        float v = gamma[c] * (x[i] - runningMean[c]) / ILGPU.Algorithms.XMath.Sqrt(runningVar[c] + a.Eps) + beta[c];
-        y[i] = a.Relu != 0 ? ILGPU.Algorithms.XMath.Max(v, 0f) : v;
+        float v = gamma[c] * (x[i] - runningMean[c]) / XMath.Sqrt(runningVar[c] + a.Eps) + beta[c];
+        y[i] = a.Relu != 0 ? XMath.Max(v, 0f) : v;
     }
 
     /// <summary>dy, or with the ReLU fused dy where the forward output y &gt; 0, else 0.</summary>
     static float MaskedDy(BatchNormArgs a, ArrayView<float> dy, ArrayView<float> y, int k) =>
         a.Relu != 0 && !(y[k] > 0f) ? 0f : dy[k];
 
-    // Group per channel: sum dy and sum dy * xhat (dy masked when the ReLU is fused); accumulates
-    // dbeta, dgamma and keeps both sums in sums [2, C] for the dx kernel.
-    static void BackwardSumsKernel(BatchNormArgs a, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> y, ArrayView<float> mean,
-        ArrayView<float> invStd, ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> sums)
+    // Pass 1 of the backward sums, group (z, c): sum dy and sum dy * (x - mean) over its chunk of
+    // channel c (dy masked when the ReLU is fused).
+    static void BackwardPartialKernel(BatchNormArgs a, ArrayView<float> x, ArrayView<float> dy, ArrayView<float> y, ArrayView<float> mean,
+        ArrayView<float> partials)
     {
-        var shared = SharedMemory.GetDynamic<float>();
-        int c = Grid.IdxX, t = Group.IdxX, g = Group.DimX;
+        var shared = SharedMemory.Allocate<float>(Reductions.MaxGroup);
+        int z = Grid.IdxX, c = Grid.IdxY, t = Group.IdxX;
         float mc = mean[c];
+        int begin = z * a.Chunk, end = XMath.Min(a.M, begin + a.Chunk);
         float sumDy = 0, sumDyDev = 0;
-        for (int i = t; i < a.M; i += g)
+        for (int i = begin + t; i < end; i += Group.DimX)
         {
             int k = ChannelElement(a, c, i);
             float d = MaskedDy(a, dy, y, k);
             sumDy += d;
             sumDyDev += d * (x[k] - mc);
         }
-        sumDy = GroupSum(shared, sumDy);
-        float sumDyXhat = GroupSum(shared, sumDyDev) * invStd[c];
+        sumDy = Reductions.GroupSum(shared, sumDy);
+        sumDyDev = Reductions.GroupSum(shared, sumDyDev);
         if (t == 0)
         {
-            dbeta[c] += sumDy;
-            dgamma[c] += sumDyXhat;
-            sums[c] = sumDy;
-            sums[a.C + c] = sumDyXhat;
+            int at = 2 * (c * a.Splits + z);
+            partials[at] = sumDy;
+            partials[at + 1] = sumDyDev;
         }
+    }
+
+    // Pass 2, one thread per channel: the sums in split order; dbeta += sum dy, dgamma += sum dy * xhat,
+    // and both kept in sums [2, C] for the dx pass.
+    static void BackwardFinalKernel(Index1D c, BatchNormArgs a, ArrayView<float> partials, ArrayView<float> invStd,
+        ArrayView<float> dgamma, ArrayView<float> dbeta, ArrayView<float> sums)
+    {
+        float sumDy = 0, sumDyDev = 0;
+        for (int z = 0; z < a.Splits; z++)
+        {
+            int at = 2 * (c * a.Splits + z);
+            sumDy += partials[at];
+            sumDyDev += partials[at + 1];
+        }
+        float sumDyXhat = sumDyDev * invStd[c];
+        dbeta[c] += sumDy;
+        dgamma[c] += sumDyXhat;
+        sums[c] = sumDy;
+        sums[a.C + c] = sumDyXhat;
     }
 
     // One thread per element: dx += gamma invStd / m * (m dy - sum dy - xhat sum(dy xhat)).

@@ -27,8 +27,8 @@ namespace Chroma.Kernels;
 /// shifted by the channel's first value (float SIMD lanes within a segment, double across segments),
 /// so a large mean does not cancel the variance away; a second pass writes y. Backward: one pass for
 /// the two sums, one to write dx.
-/// GPU: one group per channel reduces the statistics (or the backward sums) in shared memory, then an
-/// element-wise kernel writes y (or dx) with full parallelism.
+/// GPU: split reductions (groups of each channel sum chunks of its values; one thread per channel adds
+/// the partials in order), then an element-wise kernel writes y (or dx) with full parallelism.
 /// </remarks>
 public static partial class BatchNorm
 {
