@@ -35,12 +35,10 @@ public static partial class Conv2d
         WeightGradient = 2,
     }
 
-    const int TileK = 16;                 // depth of one shared-memory stage
+    const int TileK = 16;                 // depth of one shared-memory stage (as Gemm's: Gemm.PlanSplitK cuts the depth in its stages)
     const int ThreadTile = 4;             // outputs per thread along each axis
     const int MaxSide = 16;               // S on CUDA: 16 x 16 threads, 64 x 64 tiles
     const int SharedTile = TileK * (MaxSide * ThreadTile + 1);
-    const int MinSplitDepth = 4 * TileK;  // fewest depth values per split
-    const long MaxPartials = 32L << 20;   // floats of partial products one launch may use (128 MB)
 
     /// <summary>
     /// Sizes of one implicit-GEMM launch: the convolution, the mode, the product's M, N, K, the split
@@ -69,8 +67,7 @@ public static partial class Conv2d
     /// <summary>
     /// Plans one product on <paramref name="target"/> (a plain function of the shapes): 64 x 64 tiles
     /// when they fill the GPU, else 32 x 32 (4x the groups, 4x fewer splits needed); then, while the tiles give fewer than
-    /// <see cref="GpuTarget.GroupsToFill"/> groups, the depth is split into ranges of at least
-    /// <see cref="MinSplitDepth"/> (whole stages), within a partial-product budget.
+    /// <see cref="GpuTarget.GroupsToFill"/> groups, the depth is split (<see cref="Gemm.PlanSplitK"/>).
     /// </summary>
     public static GpuPlan PlanGpu(GpuTarget target, in ConvArgs s, GpuMode mode)
     {
@@ -82,17 +79,8 @@ public static partial class Conv2d
         if (side > 8 && Tiles(ThreadTile * side) < fill) side = 8;
         int tileSize = ThreadTile * side;
         long tiles = Tiles(tileSize);
-        int splits = 1, depth = k;
         long mn = (long)m * n;
-        if (tiles < fill && k >= 2 * MinSplitDepth)
-        {
-            long wanted = (fill + tiles - 1) / tiles;
-            long byDepth = k / MinSplitDepth, byBudget = Math.Max(1, MaxPartials / Math.Max(1, mn));
-            splits = (int)Math.Max(1, Math.Min(wanted, Math.Min(byDepth, byBudget)));
-            depth = (k + splits - 1) / splits;
-            depth = (depth + TileK - 1) / TileK * TileK;
-            splits = (k + depth - 1) / depth;
-        }
+        var (splits, depth) = Gemm.PlanSplitK(tiles, fill, k, mn);
         long work = mn * k;
         var product = new LaunchPlan(nameof(Conv2d) + "." + nameof(ImplicitGemmKernel),
             new Index3D((n + tileSize - 1) / tileSize, (m + tileSize - 1) / tileSize, splits), new Index3D(side, side, 1), work);

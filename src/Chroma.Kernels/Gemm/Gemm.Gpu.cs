@@ -35,8 +35,11 @@ public static partial class Gemm
     const int SharedTileLength = TileK * (MaxBlockTile + 1);
     const int Tile8K = 8;             // depth of one stage of the 8 x 8 kernel
 
-    /// <summary>Smallest depth one split of a split-K product gets: 4 stages of <see cref="TileK"/>.</summary>
-    const int MinSplitDepth = 4 * TileK;
+    /// <summary>
+    /// Smallest depth one split of a split-K product gets: 2 stages of <see cref="TileK"/> (the 7x7 layers
+    /// of the global path at batch 1, M = 128, N = 49, K = 1152, need 36 splits to give 264 groups).
+    /// </summary>
+    const int MinSplitDepth = 2 * TileK;
 
     /// <summary>Most floats of partial products one split launch may write (128 MB).</summary>
     const long MaxPartials = 32L << 20;
@@ -77,15 +80,7 @@ public static partial class Gemm
         if (side > 8 && Tiles(ThreadTile * side) < fill) side = 8;
         int tile = ThreadTile * side;
         long tiles = Tiles(tile);
-        int splits = 1, depth = k;
-        if (tiles < fill && k >= 2 * MinSplitDepth)
-        {
-            long byBudget = Math.Max(1, MaxPartials / Math.Max(1L, (long)m * n));
-            splits = (int)Math.Max(1, Math.Min(Math.Min((fill + tiles - 1) / tiles, k / MinSplitDepth), byBudget));
-            depth = (k + splits - 1) / splits;
-            depth = (depth + TileK - 1) / TileK * TileK;         // whole stages per split
-            splits = (k + depth - 1) / depth;
-        }
+        var (splits, depth) = PlanSplitK(tiles, fill, k, (long)m * n);
         var product = new LaunchPlan(tiled, Grid(tile, splits), new Index3D(side, side, 1), work);
         LaunchPlan? reduce = splits > 1
             ? new LaunchPlan(KernelName(nameof(SplitReduceKernel)), new Index3D(m * n, 1, 1), default, (long)m * n * splits)
@@ -96,6 +91,25 @@ public static partial class Gemm
     }
 
     static string KernelName(string method) => nameof(Gemm) + "." + method;
+
+    /// <summary>
+    /// Split-K for a product whose <paramref name="tiles"/> give fewer than <paramref name="fill"/> groups:
+    /// the depth <paramref name="k"/> is cut into ranges of whole <see cref="TileK"/> stages, at least
+    /// <see cref="MinSplitDepth"/> deep, so that tiles x splits reaches fill where the depth allows; the
+    /// partial products [splits, M, N] stay within <see cref="MaxPartials"/> floats. Shared by the plain
+    /// and the implicit-GEMM (convolution) products. Returns (1, k) when no split is needed or possible.
+    /// </summary>
+    public static (int Splits, int Depth) PlanSplitK(long tiles, long fill, int k, long mn)
+    {
+        if (tiles >= fill || k < 2 * MinSplitDepth) return (1, k);
+        long wanted = (fill + tiles - 1) / tiles;
+        long most = Math.Min(k / MinSplitDepth, Math.Max(1, MaxPartials / Math.Max(1, mn)));
+        wanted = Math.Clamp(wanted, 1, most);
+        if (wanted == 1) return (1, k);
+        // Rounded down to whole stages, so that ceil(k / depth) >= wanted.
+        int depth = Math.Max(MinSplitDepth, (int)(k / wanted) / TileK * TileK);
+        return ((k + depth - 1) / depth, depth);
+    }
 
     /// <summary>GPU path on raw views with leading dimensions (row strides), planned for the device's target.</summary>
     public static void Gpu(GpuDevice gpu, bool transA, bool transB, int m, int n, int k, float alpha,

@@ -68,9 +68,13 @@ public static class Fusion
                 gpu.Kernel<FusionDims, ArrayView<float>, ArrayView<float>>(LocalGradKernel)(dLocal.Length, dims, dy.View, dLocal.View);
             if (dGlobal is not null && dGlobal.Length > 0)
             {
+                // One group per (image, global channel): N x Cg groups (1024 at width 0.25 batch 16 and at width 1 batch 4).
                 int group = Math.Min(MaxReduceGroup, FloorPowerOfTwo(gpu.Target.MaxGroupSize));
+                var plan = new LaunchPlan(nameof(Fusion) + "." + nameof(GlobalGradKernel), new Index3D(dGlobal.Length, 1, 1), new Index3D(group, 1, 1),
+                    (long)dGlobal.Length * dims.Plane);
+                gpu.Launching(plan);
                 gpu.GroupedKernel<FusionDims, ArrayView<float>, ArrayView<float>>(GlobalGradKernel)(
-                    new KernelConfig(dGlobal.Length, group), dims, dy.View, dGlobal.View);
+                    new KernelConfig(plan.Grid, plan.Group), dims, dy.View, dGlobal.View);
             }
         }
         else
