@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Prints the Debian archive mirror this machine's apt sources already use (for example
-# http://deb.debian.org/debian), so the scripts that fetch from Debian 13 (trixie) use the same
+# Prints the Debian archive mirror this machine's apt sources already use (its URI, e.g.
+# http://MIRROR/debian), so the scripts that fetch from Debian 13 (trixie) use the same
 # mirror as the machine itself and no host name is written down anywhere.
 #
 #   scripts/debian-mirror.sh           print it

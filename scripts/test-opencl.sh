@@ -75,6 +75,7 @@ unmount_all() {
   done < <(mounts_under)
 }
 
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   local status=$?
   trap - EXIT INT TERM HUP
@@ -143,7 +144,7 @@ else
     say "removing the incomplete chroot $chroot_dir (no $(basename "$marker"): an earlier setup was interrupted)"
     rm -rf --one-file-system "$chroot_dir"
   fi
-  say "creating a Debian $suite chroot in $chroot_dir from $mirror (about 2 minutes)"
+  say "creating a Debian $suite chroot in $chroot_dir from $mirror (1-2 minutes)"
   log=$(mktemp)
   if ! debootstrap --variant=minbase "$suite" "$chroot_dir" "$mirror" >"$log" 2>&1; then
     tail -n 20 "$log" >&2
@@ -165,6 +166,7 @@ say "running the suite on PoCL's OpenCL device (CHROMA_TEST_GPU=opencl)"
 [[ -n "${log:-}" ]] || log=$(mktemp)
 tests_started=$SECONDS
 set +e
+# shellcheck disable=SC2016  # $1 and $@ are the inner shell's
 chroot "$chroot_dir" /usr/bin/env -i HOME=/root PATH="$sdk:/usr/bin:/bin" DOTNET_ROOT="$sdk" \
   CHROMA_TEST_GPU=opencl /bin/sh -c 'cd "$1" && shift && exec "$@"' sh "$test_bin" "$test_exe" -noColor "$@" 2>&1 \
   | tee "$log"
