@@ -11,6 +11,8 @@ public sealed record TrainOptions
     /// <summary>Run folder: checkpoints, metrics.csv, curves.png, run.json, model.safetensors.</summary>
     public required string RunDirectory { get; init; }
     public bool Resume { get; init; }
+    /// <summary>A model file (or checkpoint) whose tensors of matching name and shape start the network (fine-tuning); null: the paper's initialization.</summary>
+    public string? Init { get; init; }
 
     public double Width { get; init; } = 0.25;
     public int FusionKernel { get; init; } = 1;

@@ -86,13 +86,22 @@ public sealed class Trainer : IDisposable
         // A shorter run than the one reached would neither train nor export a model.
         if (resumeFrom is not null && resumeFrom.Step > TotalSteps)
             throw new ArgumentException($"{_o.RunDirectory} is already at step {resumeFrom.Step}; the run's length of {TotalSteps} steps cannot continue it (give --steps {resumeFrom.Step} or more).");
-        if (resumeFrom is null || lengthChanged) WriteRunFile(runFile, _o);
 
         int classes = _train.HasLabels ? _train.ClassNames.Count : 1;
         var config = new ColorizerConfig(_o.Width, classes, _o.FusionKernel, _o.CropSize);
         _network = new ColorizationNetwork(config, device, _o.Seed);
         _step = new TrainingStep(_network, _o.BatchSize, _o.Classification && _train.HasLabels, _o.Alpha, _o.Rho, _o.Eps);
 
+        if (resumeFrom is null && _o.Init is not null)
+        {
+            // Only a new run starts from --init; a resumed one continues from its checkpoint.
+            ModelFile.InitReport report;
+            try { report = ModelFile.InitializeFrom(_network, _o.Init); }
+            catch { _step.Dispose(); _network.Dispose(); throw; }
+            foreach (var line in report.Lines(_o.Init, _network.Parameters.Entries.Count)) Info?.Invoke(line);
+        }
+        // Written once the run can start (a bad --init leaves no run.json behind to block a retry).
+        if (resumeFrom is null || lengthChanged) WriteRunFile(runFile, _o);
         if (resumeFrom is not null)
         {
             Checkpoint.Restore(resumeFrom, _network, _step.SquareAverage, _step.AccumulatedDelta);

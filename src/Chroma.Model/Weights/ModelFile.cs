@@ -166,6 +166,67 @@ public static class ModelFile
         store.MarkChanged();
     }
 
+    /// <summary>What <see cref="InitializeFrom"/> took from a model file and what it did not.</summary>
+    /// <param name="Taken">Tensors copied (name and shape matched).</param>
+    /// <param name="TakenParameters">Trained values among them.</param>
+    /// <param name="ShapeMismatch">Tensors of both with other shapes: "name: [file shape] in the file, [shape] here".</param>
+    /// <param name="NotInFile">This network's tensors the file lacks (they keep their initialization).</param>
+    /// <param name="OnlyInFile">The file's tensors this network has no place for (ignored).</param>
+    public sealed record InitReport(IReadOnlyList<string> Taken, long TakenParameters, IReadOnlyList<string> ShapeMismatch,
+        IReadOnlyList<string> NotInFile, IReadOnlyList<string> OnlyInFile)
+    {
+        /// <summary>The report as lines for the user: a summary, then what was not taken and why.</summary>
+        public IEnumerable<string> Lines(string path, int networkTensors)
+        {
+            yield return $"init from {path}: took {Taken.Count} of this network's {networkTensors} tensors ({TakenParameters:N0} trained values)";
+            foreach (var m in ShapeMismatch) yield return $"  not taken, other shape: {m}";
+            foreach (var n in NotInFile) yield return $"  not in the file, initialized as usual: {n}";
+            foreach (var n in OnlyInFile) yield return $"  only in the file, ignored: {n}";
+        }
+    }
+
+    /// <summary>
+    /// Starts a network from a model file's weights (fine-tuning): every tensor whose name and shape
+    /// match is copied (running statistics too), the rest keep their initialization. A training
+    /// checkpoint's optimizer state ("optim.*") is ignored. Values are validated as <see cref="Load(string, Device)"/> does.
+    /// </summary>
+    public static InitReport InitializeFrom(ColorizationNetwork network, string path)
+    {
+        var file = ReadFile(path);
+        var store = network.Parameters;
+        var values = store.Values.ToArray();
+        var state = store.State.ToArray();
+        var taken = new List<string>(); var mismatch = new List<string>(); var notInFile = new List<string>();
+        long parameters = 0;
+        foreach (var e in store.Entries)
+        {
+            if (!file.TryGet(e.Name, out var t)) { notInFile.Add(e.Name); continue; }
+            if (!t.Shape.SequenceEqual(e.Shape))
+            {
+                mismatch.Add($"{e.Name}: [{string.Join(", ", t.Shape)}] in the file, [{string.Join(", ", e.Shape)}] here");
+                continue;
+            }
+            foreach (var v in t.Data)
+                if (!float.IsFinite(v)) throw new ModelFileException(path, $"tensor '{e.Name}' contains NaN or infinite values");
+            if (!e.Trained && e.Name.EndsWith(".running_var", StringComparison.Ordinal) && t.Data.Any(v => v < 0))
+                throw new ModelFileException(path, $"tensor '{e.Name}' has negative variances");
+            var dst = e.Trained ? values : state;
+            int offset = e.Trained ? e.Value.Offset - store.Values.Offset : e.Value.Offset - store.State.Offset;
+            t.Data.CopyTo(dst.AsSpan(offset, e.Length));
+            taken.Add(e.Name);
+            if (e.Trained) parameters += e.Length;
+        }
+        var names = store.Entries.Select(e => e.Name).ToHashSet();
+        var onlyInFile = file.Tensors.Select(t => t.Name).Concat(file.IntTensors.Select(t => t.Name))
+            .Where(n => !names.Contains(n) && !n.StartsWith("optim.", StringComparison.Ordinal)).ToList();
+        if (taken.Count == 0)
+            throw new ModelFileException(path, "no tensor matches this network by name and shape; nothing to start from");
+        store.Values.CopyFrom(values);
+        store.State.CopyFrom(state);
+        store.MarkChanged();
+        return new InitReport(taken, parameters, mismatch, notInFile, onlyInFile);
+    }
+
     static SafeTensorsFile ReadFile(string path)
     {
         try { return SafeTensorsFile.Read(path); }

@@ -237,6 +237,17 @@ public sealed class OtherCommandTests : IDisposable
         Assert.NotEqual(0, r.ExitCode);
         Assert.Contains("--resume", r.Output);
 
+        // Fine-tuning from the trained model: every tensor matches, and the report says so.
+        r = Cli.Run("train", "--data", data, "--out", PathOf("tuned"), "--init", model, "--width", "0.0625", "--batch", "2", "--steps", "1",
+            "--resize", "64", "--crop", "64", "--device", "cpu", "--val-fraction", "0.3");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        int tensors = ModelFile.ReadInfo(model).TensorCount;
+        Assert.Contains($"init from {model}: took {tensors} of this network's {tensors} tensors", r.Output);
+        r = Cli.Run("train", "--data", data, "--out", PathOf("tuned2"), "--init", PathOf("missing.safetensors"), "--width", "0.0625", "--device", "cpu");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("missing.safetensors", r.Output);
+        Assert.DoesNotContain("   at ", r.Output);
+
         string report = PathOf("report");
         r = Cli.Run("eval", "--model", model, "--data", data, "--report", report, "--device", "cpu", "--limit", "4");
         Assert.True(r.ExitCode == 0, r.ToString());
