@@ -151,13 +151,7 @@ public static class ModelFile
             if (!file.TryGet(e.Name, out var t)) { missing.Add(e.Name); continue; }
             if (!t.Shape.SequenceEqual(e.Shape))
                 throw new ModelFileException(path, $"tensor '{e.Name}' has shape [{string.Join(", ", t.Shape)}], the configuration needs [{string.Join(", ", e.Shape)}]");
-            foreach (var v in t.Data)
-                if (!float.IsFinite(v)) throw new ModelFileException(path, $"tensor '{e.Name}' contains NaN or infinite values");
-            if (!e.Trained && e.Name.EndsWith(".running_var", StringComparison.Ordinal) && t.Data.Any(v => v < 0))
-                throw new ModelFileException(path, $"tensor '{e.Name}' has negative variances");
-            var dst = e.Trained ? values : state;
-            int offset = e.Trained ? e.Value.Offset - store.Values.Offset : e.Value.Offset - store.State.Offset;
-            t.Data.CopyTo(dst.AsSpan(offset, e.Length));
+            CopyChecked(store, e, t, values, state, path);
         }
         if (missing.Count > 0)
             throw new ModelFileException(path, $"missing tensor(s): {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")}");
@@ -206,13 +200,7 @@ public static class ModelFile
                 mismatch.Add($"{e.Name}: [{string.Join(", ", t.Shape)}] in the file, [{string.Join(", ", e.Shape)}] here");
                 continue;
             }
-            foreach (var v in t.Data)
-                if (!float.IsFinite(v)) throw new ModelFileException(path, $"tensor '{e.Name}' contains NaN or infinite values");
-            if (!e.Trained && e.Name.EndsWith(".running_var", StringComparison.Ordinal) && t.Data.Any(v => v < 0))
-                throw new ModelFileException(path, $"tensor '{e.Name}' has negative variances");
-            var dst = e.Trained ? values : state;
-            int offset = e.Trained ? e.Value.Offset - store.Values.Offset : e.Value.Offset - store.State.Offset;
-            t.Data.CopyTo(dst.AsSpan(offset, e.Length));
+            CopyChecked(store, e, t, values, state, path);
             taken.Add(e.Name);
             if (e.Trained) parameters += e.Length;
         }
@@ -225,6 +213,21 @@ public static class ModelFile
         store.State.CopyFrom(state);
         store.MarkChanged();
         return new InitReport(taken, parameters, mismatch, notInFile, onlyInFile);
+    }
+
+    /// <summary>
+    /// Checks a file tensor's values (finite; variances not negative) and copies it into the host copy
+    /// of the store's parameter (<paramref name="values"/>) or state (<paramref name="state"/>) buffer.
+    /// </summary>
+    static void CopyChecked(ParameterStore store, ParameterStore.Entry e, SafeTensor t, float[] values, float[] state, string path)
+    {
+        foreach (var v in t.Data)
+            if (!float.IsFinite(v)) throw new ModelFileException(path, $"tensor '{e.Name}' contains NaN or infinite values");
+        if (!e.Trained && e.Name.EndsWith(".running_var", StringComparison.Ordinal) && t.Data.Any(v => v < 0))
+            throw new ModelFileException(path, $"tensor '{e.Name}' has negative variances");
+        var dst = e.Trained ? values : state;
+        int offset = e.Trained ? e.Value.Offset - store.Values.Offset : e.Value.Offset - store.State.Offset;
+        t.Data.CopyTo(dst.AsSpan(offset, e.Length));
     }
 
     static SafeTensorsFile ReadFile(string path)
