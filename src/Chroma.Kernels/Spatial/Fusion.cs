@@ -18,9 +18,6 @@ namespace Chroma.Kernels;
 /// </summary>
 public static class Fusion
 {
-    /// <summary>Largest group of the GPU reduction that sums dy over H x W for dGlobal (a power of two).</summary>
-    const int MaxReduceGroup = 256;
-
     /// <summary>y = [local; global tiled over H x W]. <paramref name="y"/> is overwritten.</summary>
     public static void Forward(Tensor local, Tensor global, Tensor y)
     {
@@ -69,7 +66,7 @@ public static class Fusion
             if (dGlobal is not null && dGlobal.Length > 0)
             {
                 // One group per (image, global channel): N x Cg groups (1024 at width 0.25 batch 16 and at width 1 batch 4).
-                int group = Math.Min(MaxReduceGroup, FloorPowerOfTwo(gpu.Target.MaxGroupSize));
+                int group = Math.Min(Reductions.MaxGroup, FloorPowerOfTwo(gpu.Target.MaxGroupSize));
                 var plan = new LaunchPlan(nameof(Fusion) + "." + nameof(GlobalGradKernel), new Index3D(dGlobal.Length, 1, 1), new Index3D(group, 1, 1),
                     (long)dGlobal.Length * dims.Plane);
                 gpu.Launching(plan);
@@ -133,23 +130,18 @@ public static class Fusion
     }
 
     // One group per element (n, g) of dGlobal: the group's threads read the H x W plane of dy in
-    // coalesced strides, then add their partial sums in shared memory. The group size is a power of two.
+    // coalesced strides, then add their partial sums in shared memory (Reductions.GroupSum). The
+    // group size is a power of two of at most Reductions.MaxGroup.
     static void GlobalGradKernel(FusionDims d, ArrayView<float> dy, ArrayView<float> dGlobal)
     {
-        var partial = SharedMemory.Allocate<float>(MaxReduceGroup);
+        var shared = SharedMemory.Allocate<float>(Reductions.MaxGroup);
         int t = Group.IdxX, size = Group.DimX, target = Grid.IdxX;
         int b = target / d.Global, g = target % d.Global;
         int planeStart = (b * (d.Local + d.Global) + d.Local + g) * d.Plane;
         float sum = 0f;
         for (int pos = t; pos < d.Plane; pos += size) sum += dy[planeStart + pos];
-        partial[t] = sum;
-        Group.Barrier();
-        for (int half = size / 2; half > 0; half /= 2)
-        {
-            if (t < half) partial[t] += partial[t + half];
-            Group.Barrier();
-        }
-        if (t == 0) dGlobal[target] += partial[0];
+        sum = Reductions.GroupSum(shared, sum);
+        if (t == 0) dGlobal[target] += sum;
     }
 
     /// <summary>Plain float64 implementation, the reference for tests.</summary>
