@@ -10,8 +10,8 @@
 #                                (needs only the NVIDIA driver)
 #   scripts/test-cuda.sh         both
 #
-# Needs libfontconfig1 on the GPU machine (SkiaSharp's native library links it; Debian and Ubuntu
-# images usually have it; if not, unpack the .deb and point LD_LIBRARY_PATH at it).
+# Needs nothing on the GPU machine but the NVIDIA driver: the suite is self-contained, and SkiaSharp's
+# native library is the NoDependencies build (no libfontconfig1).
 # Extra arguments after the mode go to the xunit runner, e.g. `run -class Chroma.Tests.Kernels.GemmTests`.
 # CHROMA_TEST_GPU=opencl runs the same suite on an OpenCL device instead.
 set -euo pipefail
