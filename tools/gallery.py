@@ -2,7 +2,7 @@
 """Builds the model card's before/after gallery with the `chroma` tool.
 
     /usr/bin/python3 tools/gallery.py --chroma src/Chroma.Cli/bin/Release/net10.0/chroma \
-        --bw ../shared/data/bw --val ../shared/data/val --out docs/gallery
+        --bw DATA/bw --val DATA/val --out docs/gallery    # DATA: the photo set (docs/model/DATA_README.md)
 
 Colorizes every image of --bw and the first image of each class folder of --val with the
 default model (or --model), runs two global-prior transfers (--global-from), writes small JPEG
@@ -39,7 +39,7 @@ def thumb(src, name, gray=False):
     return f"gallery/{name}"
 
 
-print("### Black-and-white photographs (`../shared/data/bw`)\n")
+print("### Black-and-white photographs (`bw/` of the photo set)\n")
 print("| input | Chroma |\n|---|---|")
 for f in sorted(os.listdir(a.bw)):
     stem = os.path.splitext(f)[0]
@@ -47,7 +47,7 @@ for f in sorted(os.listdir(a.bw)):
     colorize(os.path.join(a.bw, f), out)
     print(f"| ![]({thumb(os.path.join(a.bw, f), 'bw-' + stem + '-in.jpg', gray=True)}) | ![]({thumb(out, 'bw-' + stem + '-chroma.jpg')}) |")
 
-print("\n### Validation photos (`../shared/data/val`, first image of each class)\n")
+print("\n### Validation photos (`val/` of the photo set, first image of each class)\n")
 print("| gray input | Chroma | original |\n|---|---|---|")
 val_firsts = []
 for cls in sorted(os.listdir(a.val)):

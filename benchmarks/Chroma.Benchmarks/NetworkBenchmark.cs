@@ -21,7 +21,7 @@ public class NetworkBenchmark
     [Params(0.25, 1.0)]
     public double Width;
 
-    /// <summary>Images per training step (as in spec/ENGINE.md's PyTorch figures: 16 at width 0.25, 4 at 1.0).</summary>
+    /// <summary>Images per training step (as the PyTorch peer's figures in docs/BENCHMARKS.md: 16 at width 0.25, 4 at 1.0).</summary>
     int TrainBatch => Width >= 1.0 ? 4 : 16;
 
     [GlobalSetup]

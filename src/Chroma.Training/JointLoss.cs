@@ -16,7 +16,7 @@ namespace Chroma.Training;
 /// </summary>
 public sealed class JointLoss(float alpha = 1f / 300) : IDisposable
 {
-    Tensor? _dAb, _dLogits, _probabilities, _sums, _labels;
+    Tensor? _dAb, _dLogits, _probabilities, _sums, _colorSum, _classSum, _labels;
     int _batches;
 
     public float Alpha { get; } = alpha;
@@ -34,10 +34,10 @@ public sealed class JointLoss(float alpha = 1f / 300) : IDisposable
     /// </summary>
     public void Add(Tensor ab, Tensor logits, Tensor targetAb, Tensor? labels)
     {
-        var sums = Sums(ab.Device);
-        MseLoss.Forward(ab, targetAb, sums.Slice(0, 1), accumulate: true);
+        EnsureSums(ab.Device);
+        MseLoss.Forward(ab, targetAb, _colorSum!, accumulate: true);
         if (labels is not null)
-            SoftmaxCrossEntropy.Forward(logits, labels, Ensure(ref _probabilities, logits), sums.Slice(1, 1), accumulate: true);
+            SoftmaxCrossEntropy.Forward(logits, labels, Ensure(ref _probabilities, logits), _classSum!, accumulate: true);
         _batches++;
     }
 
@@ -101,13 +101,15 @@ public sealed class JointLoss(float alpha = 1f / 300) : IDisposable
         return _labels;
     }
 
-    Tensor Sums(Device device)
+    /// <summary>The sums [2] on <paramref name="device"/> and their two views, made once (a step makes no tensor objects for them).</summary>
+    void EnsureSums(Device device)
     {
-        if (_sums is not null && _sums.Device == device) return _sums;
+        if (_sums is not null && _sums.Device == device) return;
         if (_batches != 0) throw new InvalidOperationException("JointLoss: batches from another device are not read yet.");
         _sums?.Dispose();
         _sums = device.Zeros(2);
-        return _sums;
+        _colorSum = _sums.Slice(0, 1);
+        _classSum = _sums.Slice(1, 1);
     }
 
     static Tensor Ensure(ref Tensor? t, Tensor like)
