@@ -270,6 +270,8 @@ public sealed class Trainer : IDisposable
         ["train_images"] = _train.Count.ToString(CultureInfo.InvariantCulture),
         ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
         ["trained_by"] = "chroma train",
+        // Inference enlarges smaller photos to the scale the network was trained at (Colorizer.MinWorkingSide).
+        [ModelFile.MinWorkingSideKey] = _o.ResizeTo.ToString(CultureInfo.InvariantCulture),
     };
 
     /// <summary>

@@ -18,8 +18,9 @@ public sealed record ColorizedImage(int Width, int Height, float[] Rgb, float[]?
 /// using var colorizer = Colorizer.Load("model.safetensors");          // device: auto
 /// colorizer.Colorize(ImageFile.Load("photo.jpg")).Save("photo-color.png");
 /// </code>
-/// Pipeline (MODEL.md): the image's L* (colour inputs are reduced to luminance) goes through the
-/// local path at a working size (H, W multiples of 8, at most <see cref="MaxWorkingPixels"/>) and
+/// Pipeline: the image's L* (colour inputs are reduced to luminance) goes through the local path at
+/// a working size (H, W multiples of 8, at most <see cref="MaxWorkingPixels"/>, photos whose shorter
+/// side is below <see cref="MinWorkingSide"/> enlarged to it) and
 /// through the global path at 224 x 224 (averaging resize); the predicted half-resolution a*b* is
 /// resized bilinearly to the full size, multiplied by <see cref="Saturation"/>, and joined with the
 /// original full-resolution L*.
@@ -65,6 +66,7 @@ public sealed class Colorizer : IDisposable
                 Metadata = metadata,
                 Saturation = saturation ?? ModelFile.SaturationFromMetadata(metadata, modelPath),
                 MaxWorkingPixels = maxWorkingPixels,
+                MinWorkingSide = ModelFile.MinWorkingSideFromMetadata(metadata, modelPath),
             };
         }
         catch
@@ -90,6 +92,23 @@ public sealed class Colorizer : IDisposable
     /// 2.0 GB at width 0.25 (CPU path, default 1.5 megapixels).
     /// </summary>
     public int MaxWorkingPixels { get; init; } = DefaultMaxWorkingPixels;
+
+    /// <summary>
+    /// Photos whose shorter side is below this many pixels run the local path enlarged to it (aspect
+    /// kept, still within <see cref="MaxWorkingPixels"/>); 0 never enlarges. A network sees objects at
+    /// the scale it was trained at: `chroma train` resizes every photo to 256 x 256 before its crops, so
+    /// a 128 x 128 photo at its own size shows every flower at half the trained scale. On 300
+    /// validation photos (seed 1; 140 of them 128 x 128) the 2026-12-06 default model's a*b* RMSE went
+    /// from 15.37 to 15.14 with 256 (224: 15.17, 320: 15.13; a 256 x 256 square for every photo,
+    /// as in training: 15.14), PSNR unchanged. Model files carry it as
+    /// <see cref="ModelFile.MinWorkingSideKey"/>.
+    /// </summary>
+    public int MinWorkingSide
+    {
+        get;
+        init => field = value >= 0 && value <= ModelFile.MaxMinWorkingSide ? value
+            : throw new ArgumentOutOfRangeException(nameof(MinWorkingSide), value, $"minimum working side must be between 0 and {ModelFile.MaxMinWorkingSide}");
+    }
 
     /// <summary>
     /// Gain on the predicted a*b* (chroma scaled, hue kept); 1 is the network's own output, as in the
@@ -134,7 +153,7 @@ public sealed class Colorizer : IDisposable
     /// <summary>As <see cref="PredictAb"/>, also returning the scene-class logits of the global path.</summary>
     public (float[] Ab, float[] Logits) Predict(float[] l, int h, int w, float[] globalL, int gh, int gw)
     {
-        (int wh, int ww) = WorkingSize(h, w, MaxWorkingPixels);
+        (int wh, int ww) = WorkingSize(h, w, MaxWorkingPixels, MinWorkingSide);
         int s = Network.Config.InputSize;
         var device = Network.Device;
         lock (_gate)
@@ -159,11 +178,13 @@ public sealed class Colorizer : IDisposable
 
     /// <summary>
     /// The local path's input size for an h x w image: multiples of 8, at most <paramref name="maxPixels"/>
-    /// pixels (but never below 8 x 8), aspect kept as closely as the multiples of 8 allow.
+    /// pixels (but never below 8 x 8), aspect kept as closely as the multiples of 8 allow; a photo whose
+    /// shorter side is below <paramref name="minSide"/> is enlarged to it first.
     /// </summary>
-    public static (int Height, int Width) WorkingSize(int h, int w, int maxPixels)
+    public static (int Height, int Width) WorkingSize(int h, int w, int maxPixels, int minSide = 0)
     {
-        double scale = Math.Min(1.0, Math.Sqrt((double)maxPixels / ((double)h * w)));
+        double enlarge = Math.Max(1.0, (double)minSide / Math.Min(h, w));
+        double scale = Math.Min(enlarge, Math.Sqrt((double)maxPixels / ((double)h * w)));
         int wh = Math.Max(8, (int)Math.Round(h * scale / 8.0) * 8);
         int ww = Math.Max(8, (int)Math.Round(w * scale / 8.0) * 8);
         // Rounding both sides up can overshoot the budget (1920 x 1080 at 1.5 MP rounds to 1632 x 920):

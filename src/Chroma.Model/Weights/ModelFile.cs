@@ -19,6 +19,16 @@ public static class ModelFile
     /// <summary>Largest accepted <see cref="SaturationKey"/> value (and `--saturation`).</summary>
     public const float MaxSaturation = 4f;
 
+    /// <summary>
+    /// Optional metadata key: the shorter side, in pixels, that the local path works at for smaller
+    /// photos (<see cref="Colorizer.MinWorkingSide"/>); `chroma train` writes its resize size here.
+    /// Absent = 0 (photos are never enlarged).
+    /// </summary>
+    public const string MinWorkingSideKey = "working_min_side";
+
+    /// <summary>Largest accepted <see cref="MinWorkingSideKey"/> value.</summary>
+    public const int MaxMinWorkingSide = 4096;
+
     /// <summary>Whether <paramref name="s"/> is an accepted saturation: 0 to <see cref="MaxSaturation"/> (NaN is not).</summary>
     public static bool IsValidSaturation(double s) => s >= 0 && s <= MaxSaturation;
 
@@ -77,6 +87,7 @@ public static class ModelFile
         int fusion = ParseInt(file, "fusion_kernel", Get("fusion_kernel"));
         int input = meta.TryGetValue("input_size", out var s) ? ParseInt(file, "input_size", s) : 224;
         SaturationFromMetadata(meta, file); // checked here so that a bad value fails every load, not only colorizing
+        MinWorkingSideFromMetadata(meta, file);
         var config = new ColorizerConfig(width, classes, fusion, input);
         try { config.Validate(); }
         catch (ArgumentException e) { throw new ModelFileException(file, "invalid configuration: " + e.Message); }
@@ -91,6 +102,16 @@ public static class ModelFile
         if (!IsValidSaturation(s))
             throw new ModelFileException(file, $"metadata '{SaturationKey}' is {text}; it must be between 0 and {MaxSaturation}");
         return (float)s;
+    }
+
+    /// <summary>The local path's minimum working side stored in a model's metadata (0 when absent), checked to be in [0, <see cref="MaxMinWorkingSide"/>].</summary>
+    public static int MinWorkingSideFromMetadata(IReadOnlyDictionary<string, string> meta, string file)
+    {
+        if (!meta.TryGetValue(MinWorkingSideKey, out var text)) return 0;
+        int side = ParseInt(file, MinWorkingSideKey, text);
+        if (side < 0 || side > MaxMinWorkingSide)
+            throw new ModelFileException(file, $"metadata '{MinWorkingSideKey}' is {text}; it must be between 0 and {MaxMinWorkingSide}");
+        return side;
     }
 
     /// <summary>Configuration, metadata and parameter count of a model file (the whole file is validated).</summary>

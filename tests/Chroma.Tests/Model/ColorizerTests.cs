@@ -177,6 +177,34 @@ public sealed class ColorizerTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(128, 128, 1_500_000, 256, 256, 256)]    // a small square photo is enlarged to the trained scale
+    [InlineData(100, 300, 1_500_000, 256, 256, 768)]    // the shorter side reaches 256, aspect kept
+    [InlineData(37, 53, 1_500_000, 256, 256, 368)]      // 256 x 366.7, to multiples of 8
+    [InlineData(480, 640, 1_500_000, 256, 480, 640)]    // already large enough: unchanged
+    [InlineData(128, 128, 4096, 256, 64, 64)]           // the pixel budget still bounds it
+    [InlineData(128, 128, 1_500_000, 0, 128, 128)]      // 0 never enlarges
+    public void WorkingSize_enlarges_small_photos_to_the_minimum_side(int h, int w, int maxPixels, int minSide, int eh, int ew) =>
+        Assert.Equal((eh, ew), Colorizer.WorkingSize(h, w, maxPixels, minSide));
+
+    [Fact]
+    public void Minimum_working_side_comes_from_the_model_file_and_is_checked()
+    {
+        using var network = new ColorizationNetwork(new ColorizerConfig(0.0625, 3, 1, 64), CpuDevice.Instance, seed: 1);
+        string dir = Directory.CreateTempSubdirectory("chroma-minside-").FullName;
+        try
+        {
+            string good = Path.Combine(dir, "good.safetensors"), bad = Path.Combine(dir, "bad.safetensors");
+            ModelFile.Save(network, good, extraMetadata: new Dictionary<string, string> { [ModelFile.MinWorkingSideKey] = "256" });
+            ModelFile.Save(network, bad, extraMetadata: new Dictionary<string, string> { [ModelFile.MinWorkingSideKey] = "-3" });
+            using (var colorizer = Colorizer.Load(good, CpuDevice.Instance)) Assert.Equal(256, colorizer.MinWorkingSide);
+            var e = Assert.Throws<ModelFileException>(() => Colorizer.Load(bad, CpuDevice.Instance));
+            Assert.Contains("working_min_side", e.Message);
+            Assert.Contains("bad.safetensors", e.Message);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
+    [Theory]
     [InlineData(0.0f)]
     [InlineData(0.6f)]
     [InlineData(1.7f)]
