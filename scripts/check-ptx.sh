@@ -8,7 +8,7 @@
 #   --no-build   use the tree already built by `dotnet build -c Release` (as .ci/run does)
 #   REPORT.md    also write the table there (or set CHROMA_PTX_REPORT)
 #
-# The PTX comes from KernelCompilationTests (tests/Chroma.Tests/Kernels), which writes every
+# The PTX comes from KernelCompilationTests (Chroma.Tests/Kernels), which writes every
 # kernel's PTX and OpenCL C into the folder CHROMA_KERNEL_DUMP names; it generates PTX ISA 8.4,
 # the newest this ptxas accepts. ptxas is the one in Debian 13 (trixie)'s non-free
 # nvidia-cuda-toolkit 12.4 package: only that .deb is downloaded (87 MB, with `apt-get download`
@@ -37,7 +37,7 @@ cache="${CHROMA_PTXAS_CACHE:-/var/cache/chroma/ptxas}"
 cache="${cache%/}"
 ptxas="$cache/usr/bin/ptxas"
 archs=(sm_80 sm_90)
-test_exe="$repo/tests/Chroma.Tests/bin/Release/net10.0/Chroma.Tests"
+test_exe="$repo/Chroma.Tests/bin/Release/net10.0/Chroma.Tests"
 test_class=Chroma.Tests.Kernels.KernelCompilationTests
 
 say() { echo "check-ptx: $*" >&2; }

@@ -45,9 +45,9 @@ echo "== benchmarks, $rounds rounds alternating"
 for round in $(seq 1 "$rounds"); do
   publish/tests/chroma bench --device cuda --json --gemm 4096 --repeats "$repeats" > "$out/chroma-$round.json" 2> "$out/chroma-$round.err" \
     || echo "chroma bench failed in round $round (see chroma-$round.err)"
-  python3 benchmarks/peer/network_torch.py --device cuda --json --gemm 4096 --repeats "$repeats" > "$out/torch-$round.json" 2> "$out/torch-$round.err" \
+  python3 Chroma.Benchmarks/peer/network_torch.py --device cuda --json --gemm 4096 --repeats "$repeats" > "$out/torch-$round.json" 2> "$out/torch-$round.err" \
     || echo "peer failed in round $round (see torch-$round.err)"
-  python3 benchmarks/peer/network_torch.py --device cuda --json --gemm 0 --repeats "$repeats" --cudnn-benchmark > "$out/torchbm-$round.json" 2> "$out/torchbm-$round.err" \
+  python3 Chroma.Benchmarks/peer/network_torch.py --device cuda --json --gemm 0 --repeats "$repeats" --cudnn-benchmark > "$out/torchbm-$round.json" 2> "$out/torchbm-$round.err" \
     || echo "peer (cudnn.benchmark) failed in round $round"
 done
 

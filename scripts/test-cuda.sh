@@ -22,7 +22,7 @@ tarball=publish/chroma-tests-linux-x64.tar.gz
 
 if [[ "$mode" == build || "$mode" == all ]]; then
   rm -rf "$out"
-  for project in tests/Chroma.Tests src/Chroma.Cli; do
+  for project in Chroma.Tests Chroma.Cli; do
     dotnet publish "$project" -c Release -r linux-x64 --self-contained \
       -p:InvariantGlobalization=true -o "$out"
   done

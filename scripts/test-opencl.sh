@@ -34,7 +34,7 @@ chroot_dir="${chroot_dir%/}"
 suite=trixie
 packages=(pocl-opencl-icd ocl-icd-opencl-dev libicu76 libfontconfig1)
 marker="$chroot_dir/.chroma-chroot-complete"
-test_bin="$repo/tests/Chroma.Tests/bin/Release/net10.0"
+test_bin="$repo/Chroma.Tests/bin/Release/net10.0"
 test_exe="$test_bin/Chroma.Tests"
 
 say() { echo "test-opencl: $*" >&2; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the model card's before/after gallery with the `chroma` tool.
 
-    /usr/bin/python3 tools/gallery.py --chroma src/Chroma.Cli/bin/Release/net10.0/chroma \
+    /usr/bin/python3 tools/gallery.py --chroma Chroma.Cli/bin/Release/net10.0/chroma \
         --bw DATA/bw --val DATA/val --out docs/gallery    # DATA: the photo set (docs/model/DATA_README.md)
 
 Colorizes every image of --bw and the first image of each class folder of --val with the

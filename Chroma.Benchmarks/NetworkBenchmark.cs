@@ -6,7 +6,7 @@ using Chroma.Training;
 namespace Chroma.Benchmarks;
 
 /// <summary>
-/// The whole network on the CPU path, as PyTorch is timed by benchmarks/peer/network_torch.py:
+/// The whole network on the CPU path, as PyTorch is timed by Chroma.Benchmarks/peer/network_torch.py:
 /// inference of one 512x512 photo (local path 512x512, global path 224x224, batch norm in
 /// inference mode) and one training step at 224x224 (forward, joint loss, backward, ADADELTA).
 /// </summary>

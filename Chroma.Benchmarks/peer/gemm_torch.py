@@ -1,8 +1,8 @@
 """PyTorch (CPU, 2 threads) timing of the square float32 products GemmBenchmark times.
 
 Run with Debian's PyTorch (apt-get install python3-torch libopenblas0-pthread):
-    /usr/bin/python3 benchmarks/peer/gemm_torch.py
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 benchmarks/peer/gemm_torch.py
+    /usr/bin/python3 Chroma.Benchmarks/peer/gemm_torch.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 Chroma.Benchmarks/peer/gemm_torch.py
 Prints best and median GFLOP/s (2 N^3 / time) per size.
 """
 import statistics

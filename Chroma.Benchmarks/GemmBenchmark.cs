@@ -9,7 +9,7 @@ namespace Chroma.Benchmarks;
 
 /// <summary>
 /// Square float32 product C[N,N] = A[N,N] * B[N,N] on the CPU path (all cores), as in
-/// benchmarks/peer/gemm_torch.py. The GFLOP/s column is 2 N^3 / mean time.
+/// Chroma.Benchmarks/peer/gemm_torch.py. The GFLOP/s column is 2 N^3 / mean time.
 /// </summary>
 [Config(typeof(GemmConfig))]
 public class GemmBenchmark

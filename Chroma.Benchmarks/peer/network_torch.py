@@ -3,7 +3,7 @@
 
 Prints the median and best time of one 512x512 inference and one 224x224 training step
 (forward, joint loss, backward, Adadelta) at the given widths. Run with Debian's torch:
-    /usr/bin/python3 benchmarks/peer/network_torch.py --widths 0.25 1.0
+    /usr/bin/python3 Chroma.Benchmarks/peer/network_torch.py --widths 0.25 1.0
 """
 import argparse, os, sys, time, statistics
 import torch
