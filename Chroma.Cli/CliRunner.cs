@@ -15,17 +15,23 @@ public sealed class CliException(string message, int exitCode = 2) : Exception(m
 public static class CliRunner
 {
     /// <summary>The `chroma` command and its sub-commands.</summary>
-    public static RootCommand CreateRoot() => new("Chroma: automatic photo colorization (Iizuka et al., SIGGRAPH 2016) on a pure C# engine.")
+    public static RootCommand CreateRoot()
     {
-        Commands.ColorizeCommand.Create(),
-        Commands.InitCommand.Create(),
-        Commands.InfoCommand.Create(),
-        Commands.ForwardCommand.Create(),
-        Commands.TrainCommand.Create(),
-        Commands.EvalCommand.Create(),
-        Commands.ExportCommand.Create(),
-        Commands.BenchCommand.Create(),
-    };
+        var root = new RootCommand("Chroma: automatic photo colorization (Iizuka et al., SIGGRAPH 2016) on a pure C# engine.\n" + CliConventions.ExitCodes)
+        {
+            Commands.ColorizeCommand.Create(),
+            Commands.InitCommand.Create(),
+            Commands.InfoCommand.Create(),
+            Commands.ForwardCommand.Create(),
+            Commands.TrainCommand.Create(),
+            Commands.EvalCommand.Create(),
+            Commands.ExportCommand.Create(),
+            Commands.BenchCommand.Create(),
+        };
+        foreach (var command in root.Subcommands) command.Description += "\n" + CliConventions.ExitCodes;
+        CliConventions.Apply(root);
+        return root;
+    }
 
     /// <summary>
     /// Parses and runs <paramref name="args"/> under the invariant culture: numbers on the command
@@ -40,12 +46,19 @@ public static class CliRunner
         try
         {
             var parse = root.Parse(args);
+            if (CliConventions.UsageError(parse) is { } usage)
+            {
+                CliConsole.WriteError(usage);
+                string command = string.Join(' ', parse.CommandResult.Command is RootCommand ? ["chroma"] : new[] { "chroma", parse.CommandResult.Command.Name });
+                CliConsole.Error.MarkupLineInterpolated($"see `{command} --help`");
+                return CliConventions.Usage;
+            }
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
         }
         catch (Exception e) when (Describe(e) is { } message)
         {
-            AnsiConsole.MarkupLineInterpolated($"[red]error:[/] {message}");
-            return e is CliException c ? c.ExitCode : 1;
+            CliConsole.WriteError(message);
+            return ExitCode(e);
         }
         finally
         {
@@ -70,11 +83,24 @@ public static class CliRunner
         _ => null,
     };
 
-    /// <summary>Parses --device text into a device (auto, cpu, cuda, opencl).</summary>
+    /// <summary>
+    /// Exit code of an error that stopped a command: a <see cref="CliException"/> carries its own;
+    /// problems with what the user gave (files, models, data, values) stop the command before it
+    /// does anything and are usage errors (2); failures while working (I/O, memory) are 1.
+    /// </summary>
+    static int ExitCode(Exception e) => e switch
+    {
+        CliException c => c.ExitCode,
+        ModelFileException or ImageFormatException or SafeTensorsException or FileNotFoundException or DirectoryNotFoundException
+            or InvalidDataException or ArgumentException or InvalidOperationException => CliConventions.Usage,
+        _ => CliConventions.SomeFailed,
+    };
+
+    /// <summary>Parses --device text into a device (auto, cpu, cuda, opencl, cuda:N, opencl:N).</summary>
     public static Device OpenDevice(string? text)
     {
-        if (!Device.TryParseKind(text ?? "auto", out var kind))
-            throw new CliException($"--device '{text}' is not one of auto, cpu, cuda, opencl.");
-        return Device.Open(kind);
+        if (!Device.TryParse(text ?? "auto", out var kind, out int? index))
+            throw new CliException($"--device: \"{text}\" is not a device; use auto, cpu, cuda, opencl, cuda:N or opencl:N");
+        return Device.Open(kind, index);
     }
 }

@@ -81,11 +81,27 @@ public abstract class Device : IDisposable
     }
 
     /// <summary>
+    /// Parses a device name: a kind (<see cref="TryParseKind"/>), or "cuda:N" / "opencl:N" for the N-th
+    /// device of that kind (0-based).
+    /// </summary>
+    public static bool TryParse(string? text, out DeviceKind kind, out int? index)
+    {
+        index = null;
+        string t = text?.Trim() ?? "";
+        int colon = t.IndexOf(':');
+        if (colon < 0) return TryParseKind(t, out kind);
+        if (!TryParseKind(t[..colon], out kind) || kind is not (DeviceKind.Cuda or DeviceKind.OpenCL)) return false;
+        if (!int.TryParse(t[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n)) return false;
+        index = n;
+        return true;
+    }
+
+    /// <summary>
     /// Opens a device. <see cref="DeviceKind.Auto"/> honours <c>CHROMA_DEVICE</c> if set, else tries CUDA,
     /// then OpenCL, then falls back to the CPU path; <see cref="SelectionReason"/> says what was tried.
     /// Asking for a specific GPU kind that cannot be opened throws with the reason.
     /// </summary>
-    public static Device Open(DeviceKind kind = DeviceKind.Auto)
+    public static Device Open(DeviceKind kind = DeviceKind.Auto, int? index = null)
     {
         if (kind == DeviceKind.Auto)
         {
@@ -118,7 +134,7 @@ public abstract class Device : IDisposable
             cpu.SelectionReason = "requested";
             return cpu;
         }
-        var (device, reason) = GpuDevice.TryOpen(kind);
+        var (device, reason) = GpuDevice.TryOpen(kind, index);
         if (device is null) throw new InvalidOperationException($"Cannot open a {kind} device: {reason}");
         device.SelectionReason = "requested: " + reason;
         return device;

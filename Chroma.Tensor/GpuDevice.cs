@@ -53,8 +53,11 @@ public sealed partial class GpuDevice : Device
         return new GpuDevice(context, accelerator, DeviceKind.IlgpuCpu);
     }
 
-    /// <summary>Tries to open the first device of a GPU kind; returns it or the reason it could not.</summary>
-    public static (GpuDevice? Device, string Reason) TryOpen(DeviceKind kind)
+    /// <summary>
+    /// Tries to open the first usable device of a GPU kind, or the one at <paramref name="index"/> (0-based,
+    /// in the runtime's order); returns it or the reason it could not.
+    /// </summary>
+    public static (GpuDevice? Device, string Reason) TryOpen(DeviceKind kind, int? index = null)
     {
         if (kind == DeviceKind.IlgpuCpu) return (CreateSimulator(), "ILGPU CPU accelerator");
         Context? context = null;
@@ -73,6 +76,15 @@ public sealed partial class GpuDevice : Device
             {
                 context.Dispose();
                 return (null, $"no {kind} device found");
+            }
+            if (index is int i)
+            {
+                if (i < 0 || i >= devices.Count)
+                {
+                    context.Dispose();
+                    return (null, $"no {kind} device {i}: {devices.Count} found (0 to {devices.Count - 1})");
+                }
+                devices = [devices[i]];
             }
             var failures = new List<string>();
             foreach (var d in devices)

@@ -27,8 +27,11 @@ public sealed class Evaluation
     public static List<string> ClassNames(IReadOnlyDictionary<string, string> metadata) =>
         metadata.TryGetValue("classes_names", out var json) ? JsonSerializer.Deserialize<List<string>>(json) ?? [] : [];
 
-    /// <summary>Evaluates every image; <paramref name="report"/> (a folder) receives index.html and thumbnails.</summary>
-    public Summary Run(Colorizer colorizer, Dataset data, string? report, Action<int, int>? progress = null)
+    /// <summary>
+    /// Evaluates every image; <paramref name="report"/> (a folder) receives index.html and thumbnails,
+    /// headed by <paramref name="modelName"/> (the model file evaluated).
+    /// </summary>
+    public Summary Run(Colorizer colorizer, Dataset data, string? report, Action<int, int>? progress = null, string? modelName = null)
     {
         string? imageDir = null;
         if (report is not null) { imageDir = Path.Combine(report, "images"); Directory.CreateDirectory(imageDir); }
@@ -42,8 +45,8 @@ public sealed class Evaluation
             }
             progress?.Invoke(++done, data.Count);
         }
-        var summary = Summarize(data.HasLabels && colorizer.Network.Config.Classes == data.ClassNames.Count);
-        if (report is not null) WriteReport(report, summary, data, colorizer.Saturation);
+        var summary = Summarize(data.HasLabels && colorizer.Network.Config.Classes == data.ClassNames.Count, colorizer.Network.Config.Classes);
+        if (report is not null) WriteReport(report, summary, data, colorizer.Saturation, modelName);
         return summary;
     }
 
@@ -77,7 +80,8 @@ public sealed class Evaluation
         return result;
     }
 
-    Summary Summarize(bool classify)
+    /// <summary>Means over the images; top-5 only when there are more than 5 classes (else it is always 100%).</summary>
+    Summary Summarize(bool classify, int classes)
     {
         if (Results.Count == 0) throw new InvalidDataException("no image could be evaluated.");
         double Mean(Func<ImageResult, double> f) => Results.Average(f);
@@ -86,7 +90,7 @@ public sealed class Evaluation
         if (classify && labelled.Count > 0)
         {
             top1 = labelled.Count(r => r.Rank == 0) / (double)labelled.Count;
-            top5 = labelled.Count(r => r.Rank < 5) / (double)labelled.Count;
+            if (classes > 5) top5 = labelled.Count(r => r.Rank < 5) / (double)labelled.Count;
         }
         // PSNR is averaged per image (as the colorization literature reports it); identical images are capped at 99 dB.
         double Capped(double v) => Math.Min(v, 99);
@@ -94,7 +98,7 @@ public sealed class Evaluation
             Mean(r => r.Colourfulness), Mean(r => r.OriginalColourfulness), 0.0, top1, top5, Warnings.Count);
     }
 
-    void WriteReport(string folder, Summary s, Dataset data, float saturation)
+    void WriteReport(string folder, Summary s, Dataset data, float saturation, string? modelName)
     {
         var inv = CultureInfo.InvariantCulture;
         var html = new StringBuilder();
@@ -104,11 +108,16 @@ public sealed class Evaluation
 th{cursor:pointer;background:#f4f4f4;position:sticky;top:0}img{height:128px}td.l{text-align:left}</style></head><body>
 <h1>Chroma evaluation</h1>
 """);
+        if (modelName is not null) html.Append(CultureInfo.InvariantCulture, $"<p>Model: {WebUtility.HtmlEncode(modelName)}</p>\n");
         html.Append(CultureInfo.InvariantCulture, $"<p>{s.Images} images from {WebUtility.HtmlEncode(data.Source)}; {s.Skipped} unreadable skipped; saturation {saturation:0.###}.</p>\n<table><tr><th></th><th>Chroma</th><th>gray baseline</th><th>original</th></tr>\n");
         html.Append(inv, $"<tr><td class=l>PSNR (dB)</td><td>{s.Psnr:F2}</td><td>{s.GrayPsnr:F2}</td><td></td></tr>\n");
         html.Append(inv, $"<tr><td class=l>a*b* RMSE</td><td>{s.AbRmse:F2}</td><td>{s.GrayAbRmse:F2}</td><td></td></tr>\n");
         html.Append(inv, $"<tr><td class=l>colourfulness</td><td>{s.Colourfulness:F1}</td><td>{s.GrayColourfulness:F1}</td><td>{s.OriginalColourfulness:F1}</td></tr>\n");
-        if (s.Top1 is { } t1) html.Append(inv, $"<tr><td class=l>top-1 / top-5</td><td>{t1:P1} / {s.Top5:P1}</td><td></td><td></td></tr>\n");
+        if (s.Top1 is { } t1)
+        {
+            if (s.Top5 is { } t5) html.Append(inv, $"<tr><td class=l>top-1 / top-5</td><td>{t1:P1} / {t5:P1}</td><td></td><td></td></tr>\n");
+            else html.Append(inv, $"<tr><td class=l>top-1</td><td>{t1:P1}</td><td></td><td></td></tr>\n");
+        }
         html.Append("</table>\n<p>Click a column header to sort.</p>\n<table id=r><thead><tr><th>#</th><th>gray input</th><th>Chroma</th><th>original</th><th>PSNR</th><th>gray PSNR</th><th>ab RMSE</th><th>colourfulness</th><th class=l>file</th></tr></thead><tbody>\n");
         for (int i = 0; i < Results.Count; i++)
         {

@@ -44,71 +44,96 @@ public sealed class Trainer : IDisposable
     /// <summary>Messages for the user (skipped images, checkpoints written).</summary>
     public event Action<string>? Info;
 
+    /// <summary>
+    /// Opens a run. A start that fails (bad data, a bad --init, an unusable setting) leaves nothing
+    /// behind: a run folder this constructor created is removed again.
+    /// </summary>
     public Trainer(TrainOptions options, Device device, Action<string>? info = null)
     {
         _device = device;
-        if (info is not null) Info += info;
-        Directory.CreateDirectory(options.RunDirectory);
-        string runFile = Path.Combine(options.RunDirectory, "run.json");
-        Checkpoint.Loaded? resumeFrom = null;
-        bool lengthChanged = false;
-        if (options.Resume)
+        bool created = !Directory.Exists(options.RunDirectory);
+        try
         {
-            if (!File.Exists(runFile)) throw new FileNotFoundException($"{options.RunDirectory}: nothing to resume (no run.json).", runFile);
-            TrainOptions? saved;
-            try { saved = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(runFile)); }
-            catch (JsonException e) { throw new InvalidDataException($"{runFile}: unreadable ({e.Message}).", e); }
-            if (saved is null) throw new InvalidDataException($"{runFile}: unreadable.");
-            // The run's settings win; only the length may be changed (--steps, or else --epochs), and
-            // a new length is written back to run.json so that a later plain --resume keeps it.
-            var resumed = options.Steps is not null ? saved with { Steps = options.Steps, Epochs = null }
-                : options.Epochs is not null ? saved with { Steps = null, Epochs = options.Epochs }
-                : saved;
-            lengthChanged = resumed.Steps != saved.Steps || resumed.Epochs != saved.Epochs;
-            options = resumed with { Resume = true, RunDirectory = options.RunDirectory };
-            string? latest = Checkpoints(options.RunDirectory).LastOrDefault();
-            if (latest is null) throw new FileNotFoundException($"{options.RunDirectory}: no checkpoint to resume from.");
-            resumeFrom = Checkpoint.Load(latest);
-            RemoveInterruptedWrites(options.RunDirectory);
+            if (info is not null) Info += info;
+            Directory.CreateDirectory(options.RunDirectory);
+            string runFile = Path.Combine(options.RunDirectory, "run.json");
+            Checkpoint.Loaded? resumeFrom = null;
+            bool lengthChanged = false;
+            if (options.Resume)
+            {
+                var saved = ReadRunFile(options.RunDirectory);
+                // The run's settings win; only the length may be changed (--steps, or else --epochs), and
+                // a new length is written back to run.json so that a later plain --resume keeps it.
+                var resumed = options.Steps is not null ? saved with { Steps = options.Steps, Epochs = null }
+                    : options.Epochs is not null ? saved with { Steps = null, Epochs = options.Epochs }
+                    : saved;
+                lengthChanged = resumed.Steps != saved.Steps || resumed.Epochs != saved.Epochs;
+                options = resumed with { Resume = true, RunDirectory = options.RunDirectory };
+                string? latest = Checkpoints(options.RunDirectory).LastOrDefault();
+                if (latest is null) throw new FileNotFoundException($"{options.RunDirectory}: no checkpoint to resume from.");
+                resumeFrom = Checkpoint.Load(latest);
+                RemoveInterruptedWrites(options.RunDirectory);
+            }
+            else if (File.Exists(runFile))
+                throw new IOException($"{options.RunDirectory} already holds a run; pass --resume to continue it or choose another -o.");
+            _o = options;
+            Validate(_o);
+
+            var all = Dataset.Open(_o.Data);
+            (_train, _val) = _o.Validation is null ? all.Split(_o.ValidationFraction, _o.Seed) : (all, Dataset.Open(_o.Validation, all.ClassNames));
+            _train = Filter(_train, "training");
+            _val = Filter(_val, "validation");
+            if (_val.Count > _o.MaxValidationImages) _val = _val.With(_val.Samples.Take(_o.MaxValidationImages).ToList());
+
+            TotalSteps = _o.Steps ?? (long)Math.Ceiling((_o.Epochs ?? 1.0) * _train.Count / _o.BatchSize);
+            // A shorter run than the one reached would neither train nor export a model.
+            if (resumeFrom is not null && resumeFrom.Step > TotalSteps)
+                throw new ArgumentException($"{_o.RunDirectory} is already at step {resumeFrom.Step}; the run's length of {TotalSteps} steps cannot continue it (give --steps {resumeFrom.Step} or more).");
+
+            int classes = _train.HasLabels ? _train.ClassNames.Count : 1;
+            var config = new ColorizerConfig(_o.Width, classes, _o.FusionKernel, _o.CropSize);
+            _network = new ColorizationNetwork(config, device, _o.Seed);
+            _step = new TrainingStep(_network, _o.BatchSize, _o.Classification && _train.HasLabels, _o.Alpha, _o.Rho, _o.Eps);
+
+            if (resumeFrom is null && _o.Init is not null)
+            {
+                // Only a new run starts from --init; a resumed one continues from its checkpoint.
+                ModelFile.InitReport report;
+                try { report = ModelFile.InitializeFrom(_network, _o.Init); }
+                catch { _step.Dispose(); _network.Dispose(); throw; }
+                foreach (var line in report.Lines(_o.Init, _network.Parameters.Entries.Count)) Info?.Invoke(line);
+            }
+            // Written once the run can start (a bad --init leaves no run.json behind to block a retry).
+            if (resumeFrom is null || lengthChanged) WriteRunFile(runFile, _o);
+            if (resumeFrom is not null)
+            {
+                Checkpoint.Restore(resumeFrom, _network, _step.SquareAverage, _step.AccumulatedDelta);
+                Step = resumeFrom.Step;
+                Info?.Invoke($"resumed from {resumeFrom.Path} at step {Step}");
+            }
+            _metrics = new MetricsLog(Path.Combine(_o.RunDirectory, "metrics.csv"), Path.Combine(_o.RunDirectory, "curves.png"), truncateAfterStep: Step);
         }
-        else if (File.Exists(runFile))
-            throw new IOException($"{options.RunDirectory} already holds a run; pass --resume to continue it or choose another --out.");
-        _o = options;
-        Validate(_o);
-
-        var all = Dataset.Open(_o.Data);
-        (_train, _val) = _o.Validation is null ? all.Split(_o.ValidationFraction, _o.Seed) : (all, Dataset.Open(_o.Validation, all.ClassNames));
-        _train = Filter(_train, "training");
-        _val = Filter(_val, "validation");
-        if (_val.Count > _o.MaxValidationImages) _val = _val.With(_val.Samples.Take(_o.MaxValidationImages).ToList());
-
-        TotalSteps = _o.Steps ?? (long)Math.Ceiling((_o.Epochs ?? 1.0) * _train.Count / _o.BatchSize);
-        // A shorter run than the one reached would neither train nor export a model.
-        if (resumeFrom is not null && resumeFrom.Step > TotalSteps)
-            throw new ArgumentException($"{_o.RunDirectory} is already at step {resumeFrom.Step}; the run's length of {TotalSteps} steps cannot continue it (give --steps {resumeFrom.Step} or more).");
-
-        int classes = _train.HasLabels ? _train.ClassNames.Count : 1;
-        var config = new ColorizerConfig(_o.Width, classes, _o.FusionKernel, _o.CropSize);
-        _network = new ColorizationNetwork(config, device, _o.Seed);
-        _step = new TrainingStep(_network, _o.BatchSize, _o.Classification && _train.HasLabels, _o.Alpha, _o.Rho, _o.Eps);
-
-        if (resumeFrom is null && _o.Init is not null)
+        catch
         {
-            // Only a new run starts from --init; a resumed one continues from its checkpoint.
-            ModelFile.InitReport report;
-            try { report = ModelFile.InitializeFrom(_network, _o.Init); }
-            catch { _step.Dispose(); _network.Dispose(); throw; }
-            foreach (var line in report.Lines(_o.Init, _network.Parameters.Entries.Count)) Info?.Invoke(line);
+            if (created && Directory.Exists(options.RunDirectory))
+            {
+                try { Directory.Delete(options.RunDirectory, recursive: true); }
+                catch (IOException) { } // the original error is what the user needs to see
+                catch (UnauthorizedAccessException) { }
+            }
+            throw;
         }
-        // Written once the run can start (a bad --init leaves no run.json behind to block a retry).
-        if (resumeFrom is null || lengthChanged) WriteRunFile(runFile, _o);
-        if (resumeFrom is not null)
-        {
-            Checkpoint.Restore(resumeFrom, _network, _step.SquareAverage, _step.AccumulatedDelta);
-            Step = resumeFrom.Step;
-            Info?.Invoke($"resumed from {resumeFrom.Path} at step {Step}");
-        }
-        _metrics = new MetricsLog(Path.Combine(_o.RunDirectory, "metrics.csv"), Path.Combine(_o.RunDirectory, "curves.png"), truncateAfterStep: Step);
+    }
+
+    /// <summary>The settings saved in a run folder's run.json (what --resume continues with).</summary>
+    public static TrainOptions ReadRunFile(string runDirectory)
+    {
+        string runFile = Path.Combine(runDirectory, "run.json");
+        if (!File.Exists(runFile)) throw new FileNotFoundException($"{runDirectory}: nothing to resume (no run.json).", runFile);
+        TrainOptions? saved;
+        try { saved = JsonSerializer.Deserialize<TrainOptions>(File.ReadAllText(runFile)); }
+        catch (JsonException e) { throw new InvalidDataException($"{runFile}: unreadable ({e.Message}).", e); }
+        return saved ?? throw new InvalidDataException($"{runFile}: unreadable.");
     }
 
     /// <summary>The run's settings, through a temporary file and a rename: a kill never leaves half a run.json.</summary>

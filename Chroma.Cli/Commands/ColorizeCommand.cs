@@ -8,7 +8,10 @@ namespace Chroma.Cli.Commands;
 public static class ColorizeCommand
 {
     /// <summary>Extensions read from folders.</summary>
-    static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"];
+    static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"];
+
+    /// <summary>Extensions an output file may have (formats Chroma writes).</summary>
+    static readonly string[] OutputExtensions = [".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"];
 
     /// <summary>Environment variable naming another default model file.</summary>
     public const string DefaultModelVariable = "CHROMA_DEFAULT_MODEL";
@@ -20,11 +23,11 @@ public static class ColorizeCommand
 
     public static Command Create()
     {
-        var inputs = new Argument<string[]>("inputs") { Description = "Image files or folders of images.", Arity = ArgumentArity.OneOrMore };
-        var output = new Option<string?>("--output", "-o") { Description = "Output file (one input) or folder. Default: beside each input, named NAME-color.EXT." };
+        var inputs = new Argument<string[]>("inputs") { Description = "Image files or folders of images (JPEG, PNG, WebP, BMP, GIF, TIFF); a name starting with '-' goes after `--`.", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string?>("--output", "-o") { Description = "Output file (one input) or folder: a folder when it ends with / or already is one (input sub-folders are mirrored in it), else a file. Default: beside each input, named NAME-color.EXT." };
         var model = new Option<string?>("--model") { Description = "Model .safetensors file (default: the shipped model)." };
         var globalFrom = new Option<string?>("--global-from") { Description = "Take the global features (scene, colour mood) from this image instead." };
-        var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
+        var device = new Option<string>("--device") { Description = "auto, cpu, cuda, opencl, cuda:N or opencl:N.", DefaultValueFactory = _ => "auto" };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace existing output files (inputs are never replaced)." };
         var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels; bigger photos are processed downscaled (full-resolution lightness is kept).", DefaultValueFactory = _ => Colorizer.DefaultMaxWorkingPixels };
         var saturation = SaturationOption();
@@ -57,13 +60,18 @@ public static class ColorizeCommand
     {
         CheckOptions(maxPixels, saturation);
         // The model first: planning the outputs creates the -o folder, which an error must not leave behind.
-        modelPath ??= File.Exists(DefaultModelPath) ? DefaultModelPath
-            : throw new CliException($"no default model is installed (looked for {DefaultModelPath}); pass --model FILE (make one with `chroma train` or `chroma init`).");
-        var jobs = PlanOutputs(ExpandInputs(inputs), output);
+        modelPath = modelPath is null
+            ? File.Exists(DefaultModelPath) ? DefaultModelPath
+                : throw new CliException($"no default model is installed (looked for {DefaultModelPath}); pass --model FILE (make one with `chroma train` or `chroma init`).")
+            : CliConventions.ExistingFile("--model", modelPath, "a .safetensors model file");
+        if (globalFrom is not null) CliConventions.ExistingFile("--global-from", globalFrom, "an image file");
+        var files = ExpandInputs(inputs);
+        CheckOutput(files, output);
 
         var device = CliRunner.OpenDevice(deviceName);
         using var colorizer = Colorizer.Load(modelPath, device, ownsDevice: true, saturation, maxPixels);
         LoadedImage? global = globalFrom is null ? null : ImageFile.Load(globalFrom);
+        var jobs = PlanOutputs(files, output);
 
         var failures = new List<string>();
         void Process((string Input, string Output) job)
@@ -74,7 +82,11 @@ public static class ColorizeCommand
                     throw new CliException($"{job.Input}: output would replace the input; choose another -o.");
                 if (File.Exists(job.Output) && !overwrite)
                     throw new CliException($"{job.Output}: already exists (pass --overwrite to replace it).");
+                if (!File.Exists(job.Input)) throw new CliException($"{job.Input}: not found.");
+                if (new FileInfo(job.Input).Length == 0) throw new CliException($"{job.Input}: the file is empty.");
                 var image = ImageFile.Load(job.Input);
+                string? dir = Path.GetDirectoryName(Path.GetFullPath(job.Output));
+                if (dir is not null) Directory.CreateDirectory(dir);
                 colorizer.Colorize(image, global).Save(job.Output, overwrite);
             }
             catch (Exception e) when (e is CliException or ImageFormatException or IOException or UnauthorizedAccessException or OutOfMemoryException)
@@ -86,26 +98,29 @@ public static class ColorizeCommand
         if (jobs.Count == 1)
         {
             Process(jobs[0]);
-            if (failures.Count == 0) AnsiConsole.MarkupLineInterpolated($"{jobs[0].Input} -> {jobs[0].Output}");
+            if (failures.Count == 0) CliConsole.Out.MarkupLineInterpolated($"{jobs[0].Input} -> {jobs[0].Output}");
         }
         else
         {
-            AnsiConsole.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            CliConsole.Error.Progress().Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
                 .Start(ctx =>
                 {
                     var task = ctx.AddTask($"colorizing {jobs.Count} images", maxValue: jobs.Count);
                     foreach (var job in jobs) { Process(job); task.Increment(1); }
                 });
-            AnsiConsole.MarkupLineInterpolated($"colorized {jobs.Count - failures.Count} of {jobs.Count} images");
+            CliConsole.Out.MarkupLineInterpolated($"colorized {jobs.Count - failures.Count} of {jobs.Count} images");
         }
-        foreach (var f in failures) AnsiConsole.MarkupLineInterpolated($"[red]skipped:[/] {f}");
-        return failures.Count == 0 ? 0 : 1;
+        foreach (var f in failures) CliConsole.Error.MarkupLineInterpolated($"[red]skipped:[/] {f}");
+        return failures.Count == 0 ? CliConventions.Done : CliConventions.SomeFailed;
     }
 
-    /// <summary>Files as given; folders expanded to the images inside (recursively, sorted).</summary>
-    static List<string> ExpandInputs(string[] inputs)
+    /// <summary>An input file and the sub-folder it was found in below its input folder ("" for a file given directly).</summary>
+    readonly record struct InputFile(string Path, string SubFolder);
+
+    /// <summary>Files as given; folders expanded to the images inside (recursively, sorted), with their sub-folders.</summary>
+    static List<InputFile> ExpandInputs(string[] inputs)
     {
-        var files = new List<string>();
+        var files = new List<InputFile>();
         foreach (var input in inputs)
         {
             if (Directory.Exists(input))
@@ -115,15 +130,30 @@ public static class ColorizeCommand
                     .Where(f => !Path.GetFileNameWithoutExtension(f).EndsWith("-color", StringComparison.Ordinal))
                     .Order(StringComparer.Ordinal).ToList();
                 if (found.Count == 0) throw new CliException($"{input}: no images found in this folder.");
-                files.AddRange(found);
+                files.AddRange(found.Select(f => new InputFile(f, Path.GetDirectoryName(Path.GetRelativePath(input, f)) ?? "")));
             }
-            else files.Add(input); // a missing file is reported per file, with the others still done
+            else files.Add(new InputFile(input, "")); // a missing file is reported per file, with the others still done
         }
         return files;
     }
 
-    /// <summary>Pairs each input with its output path.</summary>
-    static List<(string Input, string Output)> PlanOutputs(List<string> files, string? output)
+    /// <summary>Whether -o names a folder: it ends with a separator or already is one.</summary>
+    static bool IsFolder(string output) =>
+        output.EndsWith(Path.DirectorySeparatorChar) || output.EndsWith(Path.AltDirectorySeparatorChar) || Directory.Exists(output);
+
+    /// <summary>Rejects an -o that cannot take the inputs, before anything is loaded or created.</summary>
+    static void CheckOutput(List<InputFile> files, string? output)
+    {
+        if (output is null || IsFolder(output)) return;
+        if (files.Count != 1)
+            throw new CliException($"-o {output}: names one file, but there are {files.Count} inputs; for a folder, end it with '/'.");
+        string ext = Path.GetExtension(output).ToLowerInvariant();
+        if (!OutputExtensions.Contains(ext))
+            throw new CliException($"-o {output}: {(ext.Length == 0 ? "no extension" : $"'{ext}' is not an image format Chroma writes")}; use .png, .jpg, .webp or .tif (or end -o with '/' for a folder).");
+    }
+
+    /// <summary>Pairs each input with its output path; -o DIR mirrors the input sub-folders.</summary>
+    static List<(string Input, string Output)> PlanOutputs(List<InputFile> files, string? output)
     {
         static string ColorName(string file)
         {
@@ -132,24 +162,17 @@ public static class ColorizeCommand
             return Path.GetFileNameWithoutExtension(file) + "-color" + ext;
         }
         if (output is null)
-            return files.Select(f => (f, Path.Combine(Path.GetDirectoryName(f) ?? ".", ColorName(f)))).ToList();
-        bool looksLikeFile = ImageExtensions.Contains(Path.GetExtension(output).ToLowerInvariant()) && !Directory.Exists(output);
-        if (looksLikeFile)
-        {
-            if (files.Count != 1) throw new CliException($"-o {output} names one file, but there are {files.Count} inputs; give a folder.");
-            string? dir = Path.GetDirectoryName(Path.GetFullPath(output));
-            if (dir is not null) Directory.CreateDirectory(dir);
-            return [(files[0], output)];
-        }
+            return files.Select(f => (f.Path, Path.Combine(Path.GetDirectoryName(f.Path) ?? ".", ColorName(f.Path)))).ToList();
+        if (!IsFolder(output)) return [(files[0].Path, output)];
         Directory.CreateDirectory(output);
         var used = new HashSet<string>(StringComparer.Ordinal);
         var result = new List<(string, string)>();
         foreach (var f in files)
         {
-            string name = ColorName(f), candidate = Path.Combine(output, name);
-            for (int i = 2; !used.Add(candidate); i++) // same file name from two folders
-                candidate = Path.Combine(output, Path.GetFileNameWithoutExtension(name) + $"-{i}" + Path.GetExtension(name));
-            result.Add((f, candidate));
+            string name = ColorName(f.Path), folder = Path.Combine(output, f.SubFolder), candidate = Path.Combine(folder, name);
+            for (int i = 2; !used.Add(candidate); i++) // the same file name given twice from two folders
+                candidate = Path.Combine(folder, Path.GetFileNameWithoutExtension(name) + $"-{i}" + Path.GetExtension(name));
+            result.Add((f.Path, candidate));
         }
         return result;
     }

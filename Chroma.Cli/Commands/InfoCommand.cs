@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Chroma.Model;
+using System.Text.Json;
 using Spectre.Console;
 
 namespace Chroma.Cli.Commands;
@@ -10,32 +11,50 @@ public static class InfoCommand
     public static Command Create()
     {
         var file = new Argument<string?>("model") { Description = "A model .safetensors file.", Arity = ArgumentArity.ZeroOrOne };
-        var cmd = new Command("info", "Show the devices Chroma can use and, for a model file, its configuration.") { file };
+        var json = new Option<bool>("--json") { Description = "Print the devices and the model as one JSON object on stdout." };
+        var cmd = new Command("info", "Show the devices Chroma can use and, for a model file, its configuration.") { file, json };
         cmd.SetAction(r =>
         {
-            var devices = new Table().AddColumns("device", "status");
-            devices.AddRow("cpu", Markup.Escape(CpuDevice.Instance.Name));
+            string? path = r.GetValue(file) is { } p ? CliConventions.ExistingFile("model", p, "a .safetensors model file") : null;
+            var info = path is null ? null : ModelFile.ReadInfo(path);
+            var devices = new List<(string Name, string Status)> { ("cpu", CpuDevice.Instance.Name) };
             foreach (var kind in new[] { DeviceKind.Cuda, DeviceKind.OpenCL })
             {
                 var (gpu, why) = GpuDevice.TryOpen(kind);
-                devices.AddRow(kind.ToString().ToLowerInvariant(), Markup.Escape(gpu?.Name ?? why));
+                devices.Add((kind.ToString().ToLowerInvariant(), gpu?.Name ?? why));
                 gpu?.Dispose();
             }
             using (var auto = Device.Open())
-                devices.AddRow("auto", Markup.Escape($"{auto.Name} ({auto.SelectionReason})"));
-            AnsiConsole.Write(devices);
+                devices.Add(("auto", $"{auto.Name} ({auto.SelectionReason})"));
 
-            if (r.GetValue(file) is { } path)
+            if (r.GetValue(json))
             {
-                var info = ModelFile.ReadInfo(path);
-                var t = new Table().AddColumns("model", Markup.Escape(path));
+                var result = new Dictionary<string, object?>
+                {
+                    ["devices"] = devices.Select(d => new { name = d.Name, status = d.Status }).ToList(),
+                    ["model"] = info is null ? null : new
+                    {
+                        path, parameters = info.ParameterCount, tensors = info.TensorCount,
+                        width = info.Config.Width, classes = info.Config.Classes, fusion_kernel = info.Config.FusionKernel, input_size = info.Config.InputSize,
+                        metadata = info.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => kv.Value),
+                    },
+                };
+                Console.Out.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+                return CliConventions.Done;
+            }
+            var table = new Table().AddColumns("device", "status");
+            foreach (var (name, status) in devices) table.AddRow(Markup.Escape(name), Markup.Escape(status));
+            CliConsole.Out.Write(table);
+            if (info is not null)
+            {
+                var t = new Table().AddColumns("model", Markup.Escape(path!));
                 t.AddRow("parameters", $"{info.ParameterCount:N0} ({info.ParameterCount / 1e6:F2} M)");
                 t.AddRow("tensors", info.TensorCount.ToString());
                 foreach (var (k, v) in info.Metadata.OrderBy(kv => kv.Key))
                     t.AddRow(Markup.Escape(k), Markup.Escape(v.Length > 200 ? v[..200] + "..." : v));
-                AnsiConsole.Write(t);
+                CliConsole.Out.Write(t);
             }
-            return 0;
+            return CliConventions.Done;
         });
         return cmd;
     }

@@ -18,9 +18,9 @@ public static class TrainCommand
         var steps = new Option<long?>("--steps") { Description = "Number of optimizer steps." };
         var epochs = new Option<double?>("--epochs") { Description = "Number of passes over the training images (when --steps is not given; default 1)." };
         var alpha = new Option<double>("--alpha") { Description = "Weight of the classification loss (the paper: 1/300).", DefaultValueFactory = _ => 1.0 / 300 };
-        var device = new Option<string>("--device") { Description = "auto, cpu, cuda or opencl.", DefaultValueFactory = _ => "auto" };
-        var output = new Option<string>("--out") { Description = "Run folder: checkpoints, metrics.csv, curves.png, model.safetensors.", DefaultValueFactory = _ => "runs/train" };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its latest checkpoint (its settings are kept; --steps may extend it)." };
+        var device = new Option<string>("--device") { Description = "auto, cpu, cuda, opencl, cuda:N or opencl:N.", DefaultValueFactory = _ => "auto" };
+        var output = new Option<string>("--output", "-o", "--out") { Description = "Run folder: checkpoints, metrics.csv, curves.png, model.safetensors.", DefaultValueFactory = _ => "runs/train" };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in -o from its latest checkpoint with its own settings: --steps or --epochs may extend it, --device may change; any other setting that differs is refused." };
         var init = new Option<string?>("--init") { Description = "Start from this model's weights (fine-tuning): tensors whose names and shapes match are taken, the rest initialized as usual; a report says which." };
         var seed = new Option<int>("--seed") { Description = "Seed of initialization, data order and augmentation.", DefaultValueFactory = _ => 0 };
         var ckEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints.", DefaultValueFactory = _ => 500 };
@@ -44,6 +44,22 @@ public static class TrainCommand
                 MaxValidationImages = r.GetValue(valMax), ResizeTo = r.GetValue(resizeTo), CropSize = r.GetValue(crop),
                 Classification = !r.GetValue(noClass),
             };
+            if (options.Resume && File.Exists(Path.Combine(options.RunDirectory, "run.json")))
+            {
+                // The run's settings win on --resume; a different one given explicitly would be silently ignored, so it is refused.
+                var saved = Trainer.ReadRunFile(options.RunDirectory);
+                (Option Option, Func<TrainOptions, object?> Value)[] settings =
+                [
+                    (data, o => o.Data), (val, o => o.Validation), (valFraction, o => o.ValidationFraction), (width, o => o.Width), (batch, o => o.BatchSize),
+                    (alpha, o => o.Alpha), (init, o => o.Init), (seed, o => o.Seed), (ckEvery, o => o.CheckpointEvery), (keep, o => o.KeepCheckpoints),
+                    (valEvery, o => o.ValidateEvery), (logEvery, o => o.LogEvery), (valMax, o => o.MaxValidationImages), (resizeTo, o => o.ResizeTo),
+                    (crop, o => o.CropSize), (noClass, o => o.Classification),
+                ];
+                var changed = settings.Where(x => r.GetResult(x.Option) is { Implicit: false } && !Equals(x.Value(options), x.Value(saved)))
+                    .Select(x => $"{x.Option.Name} (the run has {Format(x.Value(saved))}, given {Format(x.Value(options))})").ToList();
+                if (changed.Count > 0)
+                    throw new CliException($"--resume: {options.RunDirectory} was started with other settings: {string.Join("; ", changed)}. Leave them out to continue it, or start a new run in another -o.");
+            }
             using var dev = CliRunner.OpenDevice(r.GetValue(device));
             AnsiConsole.MarkupLineInterpolated($"device: {dev.Name} ({dev.SelectionReason})");
             using var trainer = new Trainer(options, dev, msg => AnsiConsole.MarkupLineInterpolated($"[grey]{msg}[/]"));
@@ -54,7 +70,7 @@ public static class TrainCommand
             Console.CancelKeyPress += onCancel;
             try
             {
-                AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
+                CliConsole.Error.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
                     .Start(ctx =>
                     {
                         var task = ctx.AddTask("training", maxValue: trainer.TotalSteps);
@@ -71,13 +87,20 @@ public static class TrainCommand
                         trainer.Run(stop.Token);
                     });
             }
-            catch (TrainingDivergedException e) { throw new CliException(e.Message, 3); }
+            catch (TrainingDivergedException e) { throw new CliException(e.Message, CliConventions.SomeFailed); }
             finally { Console.CancelKeyPress -= onCancel; }
             AnsiConsole.MarkupLine(Markup.Escape(stop.IsCancellationRequested
                 ? $"stopped at step {trainer.Step}; continue with --resume --out {options.RunDirectory}"
                 : $"done: {Path.Combine(options.RunDirectory, "model.safetensors")}, curves in {Path.Combine(options.RunDirectory, "curves.png")}"));
-            return stop.IsCancellationRequested ? 130 : 0;
+            return stop.IsCancellationRequested ? CliConventions.Interrupted : CliConventions.Done;
         });
         return cmd;
     }
+
+    static string Format(object? value) => value switch
+    {
+        null => "none",
+        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+        _ => value.ToString() ?? "",
+    };
 }

@@ -12,9 +12,12 @@ namespace Chroma.Tests.Cli;
 /// </summary>
 static class Cli
 {
-    public sealed record Result(int ExitCode, string Output)
+    /// <summary>What a run printed: <see cref="Stdout"/> (results), <see cref="Stderr"/> (errors, warnings, progress); <see cref="Output"/> is both.</summary>
+    public sealed record Result(int ExitCode, string Stdout, string Stderr)
     {
-        public override string ToString() => $"exit {ExitCode}:\n{Output}";
+        public string Output => Stdout + Stderr;
+
+        public override string ToString() => $"exit {ExitCode}:\n--- stdout\n{Stdout}--- stderr\n{Stderr}";
     }
 
     static readonly Lock Gate = new();
@@ -23,27 +26,34 @@ static class Cli
     {
         lock (Gate)
         {
-            var buffer = new StringWriter(new StringBuilder());
-            var console = AnsiConsole.Create(new AnsiConsoleSettings
+            var stdout = new StringWriter(new StringBuilder());
+            var stderr = new StringWriter(new StringBuilder());
+            static IAnsiConsole Plain(TextWriter writer)
             {
-                Out = new AnsiConsoleOutput(buffer),
-                Ansi = AnsiSupport.No,
-                ColorSystem = ColorSystemSupport.NoColors,
-                Interactive = InteractionSupport.No,
-            });
-            console.Profile.Width = 240;
-            var (oldConsole, oldOut, oldError) = (AnsiConsole.Console, Console.Out, Console.Error);
-            AnsiConsole.Console = console;
-            Console.SetOut(buffer);
-            Console.SetError(buffer);
+                var console = AnsiConsole.Create(new AnsiConsoleSettings
+                {
+                    Out = new AnsiConsoleOutput(writer),
+                    Ansi = AnsiSupport.No,
+                    ColorSystem = ColorSystemSupport.NoColors,
+                    Interactive = InteractionSupport.No,
+                });
+                console.Profile.Width = 240;
+                return console;
+            }
+            var (oldConsole, oldErrorConsole, oldOut, oldError) = (AnsiConsole.Console, CliConsole.Error, Console.Out, Console.Error);
+            AnsiConsole.Console = Plain(stdout);
+            CliConsole.Error = Plain(stderr);
+            Console.SetOut(stdout);
+            Console.SetError(stderr);
             try
             {
                 int code = CliRunner.Run(CliRunner.CreateRoot(), args);
-                return new Result(code, buffer.ToString());
+                return new Result(code, stdout.ToString(), stderr.ToString());
             }
             finally
             {
                 AnsiConsole.Console = oldConsole;
+                CliConsole.Error = oldErrorConsole;
                 Console.SetOut(oldOut);
                 Console.SetError(oldError);
             }

@@ -60,7 +60,7 @@ public sealed class ColorizeCommandTests : IDisposable
         Assert.True(r.ExitCode == 0, r.ToString());
         AssertColorizedCopyOf(input, PathOf("out", "named.png"));
 
-        r = Colorize(input, "-o", PathOf("folder"));
+        r = Colorize(input, "-o", PathOf("folder") + Path.DirectorySeparatorChar); // a trailing separator makes it a folder
         Assert.True(r.ExitCode == 0, r.ToString());
         AssertColorizedCopyOf(input, PathOf("folder", stem + "-color" + ext));
 
@@ -221,7 +221,8 @@ public sealed class ColorizeCommandTests : IDisposable
         string input = Fixtures.SaveColourful(PathOf("p.png"), 16, 16, 5);
         var r = Cli.Run("colorize", "--model", _model, "--device", "bogus", input);
         Assert.NotEqual(0, r.ExitCode);
-        Assert.Contains("--device 'bogus' is not one of", r.Output);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--device: \"bogus\" is not a device; use auto, cpu, cuda, opencl, cuda:N or opencl:N", r.Stderr);
         Assert.DoesNotContain("   at ", r.Output); // no stack trace
 
         r = Colorize(PathOf("missing.jpg"));
@@ -286,7 +287,7 @@ public sealed class ColorizeCommandTests : IDisposable
         string one = Fixtures.SaveColourful(PathOf("x", "same.png"), 17, 13, 1);
         string two = Fixtures.SaveColourful(PathOf("y", "same.png"), 17, 13, 2);
         string bmp = Fixtures.SaveColourful(PathOf("y", "old.bmp"), 15, 11, 3);
-        var r = Colorize(one, two, bmp, "-o", PathOf("out"));
+        var r = Colorize(one, two, bmp, "-o", PathOf("out") + "/");
         Assert.True(r.ExitCode == 0, r.ToString());
         AssertColorizedCopyOf(one, PathOf("out", "same-color.png"));
         AssertColorizedCopyOf(two, PathOf("out", "same-color-2.png"));
@@ -295,7 +296,7 @@ public sealed class ColorizeCommandTests : IDisposable
         // Several inputs cannot go to one file; a folder without images is an error.
         r = Colorize(one, two, "-o", PathOf("both.png"));
         Assert.True(r.ExitCode == 2, r.ToString());
-        Assert.Contains("give a folder", r.Output);
+        Assert.Contains("names one file, but there are 2 inputs", r.Stderr);
         Assert.False(File.Exists(PathOf("both.png")));
         Directory.CreateDirectory(PathOf("nothing"));
         r = Colorize(PathOf("nothing"));

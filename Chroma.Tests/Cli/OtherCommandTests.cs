@@ -243,18 +243,51 @@ public sealed class OtherCommandTests : IDisposable
         Assert.True(r.ExitCode == 0, r.ToString());
         int tensors = ModelFile.ReadInfo(model).TensorCount;
         Assert.Contains($"init from {model}: took {tensors} of this network's {tensors} tensors", r.Output);
-        r = Cli.Run("train", "--data", data, "--out", PathOf("tuned2"), "--init", PathOf("missing.safetensors"), "--width", "0.0625", "--device", "cpu");
-        Assert.Equal(1, r.ExitCode);
-        Assert.Contains("missing.safetensors", r.Output);
+        // A failed start is a usage error on stderr and leaves no run folder behind.
+        r = Cli.Run("train", "--data", data, "-o", PathOf("tuned2"), "--init", PathOf("missing.safetensors"), "--width", "0.0625", "--device", "cpu");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("missing.safetensors", r.Stderr);
         Assert.DoesNotContain("   at ", r.Output);
+        Assert.False(Directory.Exists(PathOf("tuned2")), "a failed start left its run folder");
+
+        // --resume continues with the run's own settings: a different one given explicitly is refused, by name.
+        r = Cli.Run("train", "--data", data, "--output", run, "--resume", "--width", "0.125", "--batch", "2", "--device", "cpu");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--width (the run has 0.0625, given 0.125)", r.Stderr);
+        Assert.DoesNotContain("--batch", r.Stderr); // the same value as the run's is no change
 
         string report = PathOf("report");
         r = Cli.Run("eval", "--model", model, "--data", data, "--report", report, "--device", "cpu", "--limit", "4");
         Assert.True(r.ExitCode == 0, r.ToString());
-        Assert.Contains("4 images", r.Output);
-        Assert.Contains("PSNR", r.Output);
-        Assert.Contains("top-1", r.Output);
-        Assert.True(File.Exists(Path.Combine(report, "index.html")));
+        Assert.Contains("4 images", r.Stdout);
+        Assert.Contains("PSNR", r.Stdout);
+        Assert.Contains($"model {model}", r.Stdout);
+        Assert.Contains("top-1", r.Stdout);
+        Assert.DoesNotContain("top-5", r.Stdout); // 3 classes: top-5 would always be 100%
+        string html = File.ReadAllText(Path.Combine(report, "index.html"));
+        Assert.Contains(model, html);
+        Assert.DoesNotContain("top-5", html);
+
+        // An existing report is not replaced without --overwrite.
+        File.WriteAllText(Path.Combine(report, "notes.txt"), "mine");
+        r = Cli.Run("eval", "--model", model, "--data", data, "--report", report, "--device", "cpu", "--limit", "2");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("already exists (pass --overwrite", r.Stderr);
+        Assert.Contains("4 images", File.ReadAllText(Path.Combine(report, "index.html")));
+        r = Cli.Run("eval", "--model", model, "--data", data, "--report", report, "--device", "cpu", "--limit", "2", "--overwrite");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("2 images", File.ReadAllText(Path.Combine(report, "index.html")));
+
+        // --json: one JSON object on stdout, nothing else there.
+        r = Cli.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--limit", "3", "--json");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(r.Stdout))
+        {
+            Assert.Equal(3, doc.RootElement.GetProperty("images").GetInt32());
+            Assert.Equal(model, doc.RootElement.GetProperty("model").GetString());
+            Assert.True(doc.RootElement.GetProperty("psnr").GetDouble() > 0);
+            Assert.Equal(System.Text.Json.JsonValueKind.Null, doc.RootElement.GetProperty("top5").ValueKind);
+        }
 
         // a random sample, at saturation 0: the prediction is the gray baseline
         r = Cli.Run("eval", "--model", model, "--data", data, "--device", "cpu", "--sample", "5", "--seed", "3", "--saturation", "0");
