@@ -21,6 +21,12 @@ public sealed record TrainOptions
     public long? Steps { get; init; }
     public double? Epochs { get; init; }
     public float Alpha { get; init; } = 1f / 300;
+    /// <summary>
+    /// ADADELTA's step multiplier (null: 1, ADADELTA's own step, as in the paper). The one setting
+    /// besides the length that --resume may change: lowering it late in a run anneals the noisy
+    /// plateau of a small batch (docs/MODEL_CARD.md gives the measured effect).
+    /// </summary>
+    public float? LearningRate { get; init; }
     public float Rho { get; init; } = Kernels.Adadelta.DefaultRho;
     public float Eps { get; init; } = Kernels.Adadelta.DefaultEps;
     public int Seed { get; init; }

@@ -67,7 +67,9 @@ public sealed class Trainer : IDisposable
                 var resumed = options.Steps is not null ? saved with { Steps = options.Steps, Epochs = null }
                     : options.Epochs is not null ? saved with { Steps = null, Epochs = options.Epochs }
                     : saved;
-                lengthChanged = resumed.Steps != saved.Steps || resumed.Epochs != saved.Epochs;
+                // The learning rate may change too (annealing a run); also written back.
+                if (options.LearningRate is not null) resumed = resumed with { LearningRate = options.LearningRate };
+                lengthChanged = resumed.Steps != saved.Steps || resumed.Epochs != saved.Epochs || resumed.LearningRate != saved.LearningRate;
                 options = resumed with { Resume = true, RunDirectory = options.RunDirectory };
                 string? latest = Checkpoints(options.RunDirectory).LastOrDefault();
                 if (latest is null) throw new FileNotFoundException($"{options.RunDirectory}: no checkpoint to resume from.");
@@ -93,7 +95,7 @@ public sealed class Trainer : IDisposable
             int classes = _train.HasLabels ? _train.ClassNames.Count : 1;
             var config = new ColorizerConfig(_o.Width, classes, _o.FusionKernel, _o.CropSize);
             _network = new ColorizationNetwork(config, device, _o.Seed);
-            _step = new TrainingStep(_network, _o.BatchSize, _o.Classification && _train.HasLabels, _o.Alpha, _o.Rho, _o.Eps);
+            _step = new TrainingStep(_network, _o.BatchSize, _o.Classification && _train.HasLabels, _o.Alpha, _o.Rho, _o.Eps) { LearningRate = _o.LearningRate ?? 1f };
 
             if (resumeFrom is null && _o.Init is not null)
             {
@@ -149,6 +151,7 @@ public sealed class Trainer : IDisposable
         if (o.BatchSize < 2) throw new ArgumentException($"--batch must be at least 2 (batch norm needs batch statistics), got {o.BatchSize}.");
         if (o.Steps is < 1) throw new ArgumentException($"--steps must be positive, got {o.Steps}.");
         if (o.Epochs is <= 0) throw new ArgumentException($"--epochs must be positive, got {o.Epochs}.");
+        if (o.LearningRate is { } lr && !(lr > 0 && lr <= 10)) throw new ArgumentException($"--lr must be above 0 and at most 10, got {lr}.");
         if (o.CheckpointEvery < 1 || o.ValidateEvery < 1 || o.KeepCheckpoints < 1 || o.LogEvery < 1)
             throw new ArgumentException("checkpoint, validation and logging intervals and the number of kept checkpoints must be positive.");
         new Augmentation(o.ResizeTo, o.CropSize).Validate();
@@ -290,6 +293,7 @@ public sealed class Trainer : IDisposable
         ["seed"] = _o.Seed.ToString(CultureInfo.InvariantCulture),
         ["batch"] = _o.BatchSize.ToString(CultureInfo.InvariantCulture),
         ["alpha"] = _o.Alpha.ToString("R", CultureInfo.InvariantCulture),
+        ["learning_rate"] = (_o.LearningRate ?? 1f).ToString("R", CultureInfo.InvariantCulture),
         ["classes_names"] = JsonSerializer.Serialize(_train.ClassNames),
         ["train_data"] = _o.Data,
         ["train_images"] = _train.Count.ToString(CultureInfo.InvariantCulture),

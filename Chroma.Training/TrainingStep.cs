@@ -37,6 +37,9 @@ public sealed class TrainingStep : IDisposable
         Loss = new JointLoss(alpha);
     }
 
+    /// <summary>ADADELTA's step multiplier (1: the plain method); may be changed between steps.</summary>
+    public float LearningRate { get; set; } = 1f;
+
     public int BatchSize => _input.Dim(0);
 
     /// <summary>ADADELTA's running average of squared gradients (checkpointed).</summary>
@@ -67,7 +70,7 @@ public sealed class TrainingStep : IDisposable
         _network.Parameters.ZeroGradients();
         var (ab, logits) = _network.Forward(_input, null, training: true);
         Loss.Backward(_network, ab, logits, _target, _classification ? _labels : null);
-        Adadelta.Step(_network.Parameters.Values, _network.Parameters.Gradients, SquareAverage, AccumulatedDelta, _rho, _eps);
+        Adadelta.Step(_network.Parameters.Values, _network.Parameters.Gradients, SquareAverage, AccumulatedDelta, _rho, _eps, LearningRate);
         _network.Parameters.MarkChanged();
     }
 

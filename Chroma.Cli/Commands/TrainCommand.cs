@@ -20,8 +20,9 @@ public static class TrainCommand
         var alpha = new Option<double>("--alpha") { Description = "Weight of the classification loss (the paper: 1/300).", DefaultValueFactory = _ => 1.0 / 300 };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda, opencl, cuda:N or opencl:N.", DefaultValueFactory = _ => "auto" };
         var output = new Option<string>("--output", "-o", "--out") { Description = "Run folder: checkpoints, metrics.csv, curves.png, model.safetensors.", DefaultValueFactory = _ => "runs/train" };
-        var resume = new Option<bool>("--resume") { Description = "Continue the run in -o from its latest checkpoint with its own settings: --steps or --epochs may extend it, --device may change; any other setting that differs is refused." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in -o from its latest checkpoint with its own settings: --steps or --epochs may extend it, --lr and --device may change; any other setting that differs is refused." };
         var init = new Option<string?>("--init") { Description = "Start from this model's weights (fine-tuning): tensors whose names and shapes match are taken, the rest initialized as usual; a report says which." };
+        var lr = new Option<double?>("--lr") { Description = "ADADELTA's step multiplier (default 1, the plain method as in the paper); with --resume it may be lowered to anneal a run." };
         var seed = new Option<int>("--seed") { Description = "Seed of initialization, data order and augmentation.", DefaultValueFactory = _ => 0 };
         var ckEvery = new Option<int>("--checkpoint-every") { Description = "Steps between checkpoints.", DefaultValueFactory = _ => 500 };
         var keep = new Option<int>("--keep") { Description = "Checkpoints kept (the newest).", DefaultValueFactory = _ => 3 };
@@ -32,14 +33,14 @@ public static class TrainCommand
         var crop = new Option<int>("--crop") { Description = "Random crop size (the network's training input).", DefaultValueFactory = _ => 224 };
         var noClass = new Option<bool>("--no-classification") { Description = "Train the colour loss only, even if the data has classes." };
         var cmd = new Command("train", "Train a colorization model.")
-            { data, val, valFraction, width, batch, steps, epochs, alpha, device, output, resume, init, seed, ckEvery, keep, valEvery, logEvery, valMax, resizeTo, crop, noClass };
+            { data, val, valFraction, width, batch, steps, epochs, alpha, lr, device, output, resume, init, seed, ckEvery, keep, valEvery, logEvery, valMax, resizeTo, crop, noClass };
         cmd.SetAction(r =>
         {
             var options = new TrainOptions
             {
                 Data = r.GetValue(data)!, Validation = r.GetValue(val), ValidationFraction = r.GetValue(valFraction),
                 Width = r.GetValue(width), BatchSize = r.GetValue(batch), Steps = r.GetValue(steps), Epochs = r.GetValue(epochs),
-                Alpha = (float)r.GetValue(alpha), RunDirectory = r.GetValue(output)!, Resume = r.GetValue(resume), Init = r.GetValue(init), Seed = r.GetValue(seed),
+                Alpha = (float)r.GetValue(alpha), LearningRate = (float?)r.GetValue(lr), RunDirectory = r.GetValue(output)!, Resume = r.GetValue(resume), Init = r.GetValue(init), Seed = r.GetValue(seed),
                 CheckpointEvery = r.GetValue(ckEvery), KeepCheckpoints = r.GetValue(keep), ValidateEvery = r.GetValue(valEvery), LogEvery = r.GetValue(logEvery),
                 MaxValidationImages = r.GetValue(valMax), ResizeTo = r.GetValue(resizeTo), CropSize = r.GetValue(crop),
                 Classification = !r.GetValue(noClass),

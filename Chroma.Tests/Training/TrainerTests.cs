@@ -112,6 +112,43 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void Learning_rate_scales_the_step_and_a_resume_may_lower_it()
+    {
+        // The first ADADELTA step does not depend on the rate (its accumulators start at 0), so with
+        // the same start and batch a rate of 0.25 moves every parameter exactly a quarter as far.
+        float[] Moved(float lr)
+        {
+            using var network = new ColorizationNetwork(new ColorizerConfig(0.0625, 3, 1, 64), CpuDevice.Instance, seed: 5);
+            var before = network.Parameters.Values.ToArray();
+            using var step = new TrainingStep(network, 2, classification: true) { LearningRate = lr };
+            var rng = new Random(9);
+            var images = Enumerable.Range(0, 2 * 64 * 64).Select(_ => (float)rng.NextDouble()).ToArray();
+            var targets = Enumerable.Range(0, 2 * 2 * 32 * 32).Select(_ => (float)rng.NextDouble()).ToArray();
+            step.Run(images, targets, [0, 2]);
+            var after = network.Parameters.Values.ToArray();
+            return after.Select((a, i) => a - before[i]).ToArray();
+        }
+        var full = Moved(1f);
+        var quarter = Moved(0.25f);
+        Assert.Contains(full, d => d != 0);
+        for (int i = 0; i < full.Length; i++)
+            Assert.True(Math.Abs(quarter[i] - 0.25 * full[i]) <= 1e-6 + 1e-4 * Math.Abs(full[i]), $"parameter {i}: moved {quarter[i]} at 0.25, {full[i]} at 1");
+
+        // A run starts at 1 unless told; --resume may lower it, and run.json keeps the new rate.
+        var options = Options("anneal") with { Steps = 2 };
+        using (var trainer = new Trainer(options, CpuDevice.Instance)) trainer.Run(CancellationToken.None);
+        using (var trainer = new Trainer(new TrainOptions { Data = options.Data, RunDirectory = options.RunDirectory, Resume = true, Steps = 3, LearningRate = 0.2f }, CpuDevice.Instance))
+        {
+            Assert.Equal(0.2f, trainer.Options.LearningRate);
+            trainer.Run(CancellationToken.None);
+        }
+        using (var trainer = new Trainer(new TrainOptions { Data = options.Data, RunDirectory = options.RunDirectory, Resume = true }, CpuDevice.Instance))
+            Assert.Equal(0.2f, trainer.Options.LearningRate);
+        Assert.Throws<ArgumentException>(() => new Trainer(Options("bad-lr") with { LearningRate = 0f }, CpuDevice.Instance));
+        Assert.False(Directory.Exists(Path.Combine(_dir, "bad-lr")), "a failed start left its run folder");
+    }
+
+    [Fact]
     public void An_extended_length_is_kept_by_later_resumes()
     {
         var options = Options("extend") with { Steps = 2 };
