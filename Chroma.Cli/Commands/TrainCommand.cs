@@ -10,7 +10,7 @@ public static class TrainCommand
 {
     public static Command Create()
     {
-        var data = new Option<string>("--data") { Description = "Training images: a folder with one sub-folder per class, or a list file ('relative/path label' per line).", Required = true };
+        var data = new Option<string?>("--data") { Description = "Training images: a folder with one sub-folder per class, or a list file ('relative/path label' per line). Required, except with --resume (the run's own)." };
         var val = new Option<string?>("--val") { Description = "Validation images (same layouts). Default: hold out --val-fraction of --data." };
         var valFraction = new Option<double>("--val-fraction") { Description = "Fraction of --data held out for validation when --val is not given.", DefaultValueFactory = _ => 0.05 };
         var width = new Option<double>("--width") { Description = "Channel width multiplier (1.0 = the paper's model).", DefaultValueFactory = _ => 0.25 };
@@ -36,9 +36,10 @@ public static class TrainCommand
             { data, val, valFraction, width, batch, steps, epochs, alpha, lr, device, output, resume, init, seed, ckEvery, keep, valEvery, logEvery, valMax, resizeTo, crop, noClass };
         cmd.SetAction(r =>
         {
+            if (r.GetValue(data) is null && !r.GetValue(resume)) throw new CliException("chroma train: --data is required (except with --resume, which keeps the run's own)");
             var options = new TrainOptions
             {
-                Data = r.GetValue(data)!, Validation = r.GetValue(val), ValidationFraction = r.GetValue(valFraction),
+                Data = r.GetValue(data) ?? "", Validation = r.GetValue(val), ValidationFraction = r.GetValue(valFraction),
                 Width = r.GetValue(width), BatchSize = r.GetValue(batch), Steps = r.GetValue(steps), Epochs = r.GetValue(epochs),
                 Alpha = (float)r.GetValue(alpha), LearningRate = (float?)r.GetValue(lr), RunDirectory = r.GetValue(output)!, Resume = r.GetValue(resume), Init = r.GetValue(init), Seed = r.GetValue(seed),
                 CheckpointEvery = r.GetValue(ckEvery), KeepCheckpoints = r.GetValue(keep), ValidateEvery = r.GetValue(valEvery), LogEvery = r.GetValue(logEvery),
@@ -56,7 +57,7 @@ public static class TrainCommand
                     (valEvery, o => o.ValidateEvery), (logEvery, o => o.LogEvery), (valMax, o => o.MaxValidationImages), (resizeTo, o => o.ResizeTo),
                     (crop, o => o.CropSize), (noClass, o => o.Classification),
                 ];
-                var changed = settings.Where(x => r.GetResult(x.Option) is { Implicit: false } && !Equals(x.Value(options), x.Value(saved)))
+                var changed = settings.Where(x => r.GetResult(x.Option) is { Implicit: false } && !Equals(Normalize(x.Value(options)), Normalize(x.Value(saved))))
                     .Select(x => $"{x.Option.Name} (the run has {Format(x.Value(saved))}, given {Format(x.Value(options))})").ToList();
                 if (changed.Count > 0)
                     throw new CliException($"--resume: {options.RunDirectory} was started with other settings: {string.Join("; ", changed)}. Leave them out to continue it, or start a new run in another -o.");
@@ -97,6 +98,9 @@ public static class TrainCommand
         });
         return cmd;
     }
+
+    /// <summary>Numbers compared as doubles (a float alpha saved in run.json against the double option).</summary>
+    static object? Normalize(object? value) => value switch { float f => (double)(decimal)f, double d => (double)(decimal)d, _ => value };
 
     static string Format(object? value) => value switch
     {
