@@ -14,6 +14,28 @@ public sealed class LoadedImage
 
     /// <summary>[H, W] in [0, 1], or null when every pixel is opaque.</summary>
     public float[]? Alpha { get; init; }
+
+    /// <summary>
+    /// How many pages (images) the file holds; only the first is decoded. Above 1 only for
+    /// multi-page TIFFs, so a caller can say that the other pages were left out. Animated GIF and
+    /// WebP files report 1 (their first frame is the image).
+    /// </summary>
+    public int Pages { get; init; } = 1;
+}
+
+/// <summary>The formats <see cref="ImageFile"/> writes; <see cref="ImageFile.TryGetEncoding"/> maps a file extension to one.</summary>
+public enum ImageEncoding
+{
+    /// <summary>Lossless, keeps alpha.</summary>
+    Png,
+    /// <summary>Quality 95, alpha dropped.</summary>
+    Jpeg,
+    /// <summary>Lossy at quality 95, keeps alpha.</summary>
+    Webp,
+    /// <summary>Uncompressed 24-bit, alpha dropped.</summary>
+    Bmp,
+    /// <summary>8-bit RGB or RGBA (unassociated alpha), Deflate-compressed, lossless.</summary>
+    Tiff,
 }
 
 /// <summary>An image file that cannot be decoded; the message names the file and the problem.</summary>
@@ -31,13 +53,16 @@ public sealed class ImageFormatException : Exception
 }
 
 /// <summary>
-/// Reading and writing images through SkiaSharp, as planar float buffers ([3, H, W] sRGB in [0, 1]
+/// Reading and writing images through SkiaSharp (TIFF through LibTiff.Net), as planar float buffers ([3, H, W] sRGB in [0, 1]
 /// plus an optional [H, W] alpha plane).
 /// <para>
-/// Decoding: JPEG, PNG, WebP, BMP, GIF (first frame), and whatever else Skia recognises. The
-/// EXIF orientation is applied, so Width and Height are those of the upright image. 16-bit PNGs
-/// are decoded through half floats (about 11 significant bits), everything else through 8-bit RGBA.
-/// Images with an embedded colour profile are converted to sRGB. A file that is not an image, is
+/// Decoding: JPEG, PNG, WebP, BMP, GIF (first frame), and whatever else Skia recognises; TIFF
+/// (recognised by its first bytes, whatever the extension) through LibTiff.Net, see
+/// <see cref="TiffImage"/>: first page only, <see cref="LoadedImage.Pages"/> says how many there are. The
+/// EXIF (or TIFF) orientation is applied, so Width and Height are those of the upright image. 16-bit PNGs
+/// are decoded through half floats (about 11 significant bits), 16-bit TIFFs exactly (value / 65535),
+/// everything else through 8-bit RGBA.
+/// Images with an embedded colour profile are converted to sRGB (TIFF profiles are ignored). A file that is not an image, is
 /// empty, truncated or corrupt, or larger than <see cref="MaxMegapixels"/> (checked from the
 /// header, before any pixel memory is allocated) raises <see cref="ImageFormatException"/>.
 /// A truncated file is always an error, even where the decoder could return the rows before the
@@ -45,23 +70,25 @@ public sealed class ImageFormatException : Exception
 /// unreadable file is the usual <see cref="IOException"/> (FileNotFoundException, ...).
 /// </para>
 /// <para>
-/// Encoding is chosen by extension: .png (lossless, keeps alpha), .jpg/.jpeg (quality 95, alpha
-/// dropped), .webp (quality 95, keeps alpha), .bmp (24-bit, written here since Skia has no BMP
-/// encoder; alpha dropped). Values are clamped to [0, 1] and rounded to 8 bits.
+/// Encoding (<see cref="ImageEncoding"/>) is chosen by extension when saving to a path: .png
+/// (lossless, keeps alpha), .jpg/.jpeg (quality 95, alpha dropped), .webp (quality 95, keeps alpha),
+/// .bmp (24-bit, written here since Skia has no BMP encoder; alpha dropped), .tif/.tiff (8-bit RGB
+/// or RGBA, Deflate, through LibTiff.Net). Values are clamped to [0, 1] and rounded to 8 bits.
+/// <see cref="Save(Stream, ImageEncoding, float[], int, int, float[])"/> writes the same bytes to a stream.
 /// </para>
 /// </summary>
 public static class ImageFile
 {
     /// <summary>Largest image accepted, in millions of pixels (about 1 GB of decoded RGBA8).</summary>
     public const int MaxMegapixels = 250;
-    const long MaxPixels = MaxMegapixels * 1_000_000L;
+    internal const long MaxPixels = MaxMegapixels * 1_000_000L;
 
     const int JpegQuality = 95, WebpQuality = 95;
 
     // Below this pixel count conversions run on one thread.
     const int ParallelThreshold = 1 << 14;
 
-    static readonly float[] ByteToUnit = Enumerable.Range(0, 256).Select(i => i / 255f).ToArray();
+    internal static readonly float[] ByteToUnit = Enumerable.Range(0, 256).Select(i => i / 255f).ToArray();
 
     /// <summary>Decodes the image file at <paramref name="path"/>.</summary>
     public static LoadedImage Load(string path)
@@ -114,36 +141,82 @@ public static class ImageFile
 
     /// <summary>
     /// Encodes <paramref name="rgb"/> [3, H, W] (and <paramref name="alpha"/> [H, W] where the format
-    /// keeps it) in the format named by the extension of <paramref name="path"/>. The file appears
-    /// under its name only once complete. With <paramref name="overwrite"/> false an existing file
-    /// is an <see cref="IOException"/>.
+    /// keeps it) in the format named by the extension of <paramref name="path"/> (see
+    /// <see cref="TryGetEncoding"/>). The file appears under its name only once complete. With
+    /// <paramref name="overwrite"/> false an existing file is an <see cref="IOException"/>.
     /// </summary>
     public static void Save(string path, float[] rgb, int width, int height, float[]? alpha = null, bool overwrite = false)
     {
         CheckPlanes("ImageFile.Save", rgb, width, height, alpha);
-        string extension = Path.GetExtension(path).ToLowerInvariant();
-        (SKEncodedImageFormat? format, int quality, bool keepsAlpha) = extension switch
-        {
-            ".png" => (SKEncodedImageFormat.Png, 100, true),
-            ".jpg" or ".jpeg" => (SKEncodedImageFormat.Jpeg, JpegQuality, false),
-            ".webp" => (SKEncodedImageFormat.Webp, WebpQuality, true),
-            ".bmp" => ((SKEncodedImageFormat?)null, 0, false),
-            _ => throw new ArgumentException(
-                $"Cannot save {path}: unsupported extension '{extension}' (use .png, .jpg, .jpeg, .webp or .bmp)."),
-        };
+        if (!TryGetEncoding(path, out var encoding))
+            throw new ArgumentException(
+                $"Cannot save {path}: unsupported extension '{Path.GetExtension(path)}' (use {string.Join(", ", SaveExtensions.SkipLast(1))} or {SaveExtensions[^1]}).");
+        AtomicFile.Write(path, overwrite, stream => Encode(stream, encoding, rgb, width, height, alpha, $"Cannot save {path}"));
+    }
 
-        AtomicFile.Write(path, overwrite, stream =>
+    /// <summary>
+    /// Encodes <paramref name="rgb"/> [3, H, W] (and <paramref name="alpha"/> [H, W] where the format
+    /// keeps it) as <paramref name="encoding"/>, written to <paramref name="stream"/> from its current
+    /// position (it need not be seekable, and is left open). The bytes are those the path-based
+    /// <see cref="Save(string, float[], int, int, float[], bool)"/> writes. If the encoder fails
+    /// (<see cref="IOException"/>) the stream may hold part of the image.
+    /// </summary>
+    public static void Save(Stream stream, ImageEncoding encoding, float[] rgb, int width, int height, float[]? alpha = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (!stream.CanWrite) throw new ArgumentException("ImageFile.Save: the stream is not writable.", nameof(stream));
+        if (!Enum.IsDefined(encoding)) throw new ArgumentOutOfRangeException(nameof(encoding), encoding, "ImageFile.Save: unknown encoding.");
+        CheckPlanes("ImageFile.Save", rgb, width, height, alpha);
+        Encode(stream, encoding, rgb, width, height, alpha, $"Cannot encode a {width}x{height} image as {encoding}");
+    }
+
+    /// <summary>The extensions <see cref="Save(string, float[], int, int, float[], bool)"/> accepts, lower case with their dot.</summary>
+    public static IReadOnlyList<string> SaveExtensions { get; } = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"];
+
+    /// <summary>
+    /// The encoding named by the extension of <paramref name="pathOrExtension"/> (a path, a file name
+    /// or a bare extension such as ".tif"; case does not matter); false for an extension not in
+    /// <see cref="SaveExtensions"/>.
+    /// </summary>
+    public static bool TryGetEncoding(string pathOrExtension, out ImageEncoding encoding)
+    {
+        ArgumentNullException.ThrowIfNull(pathOrExtension);
+        ImageEncoding? found = Path.GetExtension(pathOrExtension).ToLowerInvariant() switch
         {
-            if (format is null)
-            {
-                WriteBmp(stream, rgb, width, height);
+            ".png" => ImageEncoding.Png,
+            ".jpg" or ".jpeg" => ImageEncoding.Jpeg,
+            ".webp" => ImageEncoding.Webp,
+            ".bmp" => ImageEncoding.Bmp,
+            ".tif" or ".tiff" => ImageEncoding.Tiff,
+            _ => null,
+        };
+        encoding = found.GetValueOrDefault();
+        return found.HasValue;
+    }
+
+    /// <summary>The one encoder per format behind both Save methods; <paramref name="failure"/> opens the message of an encoder's refusal.</summary>
+    static void Encode(Stream stream, ImageEncoding encoding, float[] rgb, int width, int height, float[]? alpha, string failure)
+    {
+        switch (encoding)
+        {
+            case ImageEncoding.Bmp:
+                WriteBmp(stream, rgb, width, height); // alpha dropped
                 return;
-            }
-            using var bitmap = ToBitmap(rgb, width, height, keepsAlpha ? alpha : null);
-            if (!bitmap.Encode(stream, format.Value, quality))
-                throw new IOException($"Cannot save {path}: the {format} encoder refused a {width}x{height} image " +
-                                      "(JPEG allows at most 65535 pixels per side, WebP 16383).");
-        });
+            case ImageEncoding.Tiff:
+                TiffImage.Encode(stream, rgb, width, height, alpha, failure);
+                return;
+        }
+        (SKEncodedImageFormat format, int quality, bool keepsAlpha) = encoding switch
+        {
+            ImageEncoding.Png => (SKEncodedImageFormat.Png, 100, true),
+            ImageEncoding.Jpeg => (SKEncodedImageFormat.Jpeg, JpegQuality, false),
+            ImageEncoding.Webp => (SKEncodedImageFormat.Webp, WebpQuality, true),
+            _ => throw new ArgumentOutOfRangeException(nameof(encoding), encoding, "ImageFile.Save: unknown encoding."),
+        };
+        using var bitmap = ToBitmap(rgb, width, height, keepsAlpha ? alpha : null);
+        if (!bitmap.Encode(stream, format, quality))
+            throw new IOException($"{failure}: the {format} encoder refused a {width}x{height} image " +
+                                  "(JPEG allows at most 65535 pixels per side, WebP 16383).");
     }
 
     /// <summary>
@@ -181,13 +254,14 @@ public static class ImageFile
     static unsafe LoadedImage Decode(byte[] bytes, string name)
     {
         if (bytes.Length == 0) throw new ImageFormatException(name, "empty file");
+        if (TiffImage.IsTiff(bytes)) return TiffImage.Decode(bytes, name); // Skia has no TIFF codec
 
         using var source = new MemoryStream(bytes, writable: false);
         using var codec = SKCodec.Create(source, out var created);
         if (codec is null)
             throw new ImageFormatException(name, created == SKCodecResult.IncompleteInput
                 ? "truncated or corrupt (the file ends inside its header)"
-                : "not an image or an unsupported format (JPEG, PNG, WebP, BMP and GIF are supported)");
+                : "not an image or an unsupported format (JPEG, PNG, WebP, BMP, GIF and TIFF are supported)");
 
         var info = codec.Info;
         if (info.Width <= 0 || info.Height <= 0)
@@ -284,7 +358,7 @@ public static class ImageFile
     /// stored row 0 and column 0 appear (RightTop: row 0 on the right, column 0 at the top, i.e. the
     /// stored image must turn 90 degrees clockwise).
     /// </summary>
-    static (int Width, int Height, long Start, long StepY, long StepX) Orientation(SKEncodedOrigin origin, int width, int height)
+    internal static (int Width, int Height, long Start, long StepY, long StepX) Orientation(SKEncodedOrigin origin, int width, int height)
     {
         long w = width, h = height;
         return origin switch
@@ -355,11 +429,11 @@ public static class ImageFile
             throw new ArgumentException($"{op}: alpha must hold {height} x {width} = {width * height} values, got {alpha.Length}.");
     }
 
-    static byte ToByte(float v) => v > 0f ? v < 1f ? (byte)(v * 255f + 0.5f) : (byte)255 : (byte)0; // NaN -> 0
+    internal static byte ToByte(float v) => v > 0f ? v < 1f ? (byte)(v * 255f + 0.5f) : (byte)255 : (byte)0; // NaN -> 0
 
     static float Unit(float v) => v > 0f ? v < 1f ? v : 1f : 0f;
 
-    static void ForRows(int height, int width, Action<int> row)
+    internal static void ForRows(int height, int width, Action<int> row)
     {
         if ((long)height * width < ParallelThreshold)
             for (int y = 0; y < height; y++) row(y);

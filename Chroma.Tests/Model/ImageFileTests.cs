@@ -298,7 +298,7 @@ public sealed class ImageFileTests : IDisposable
         const int w = 16384, h = 1;
         var rgb = new float[3 * w * h];
         Assert.Throws<IOException>(() => ImageFile.Save(PathOf("wide.webp"), rgb, w, h));
-        Assert.Throws<ArgumentException>(() => ImageFile.Save(PathOf("a.tiff"), rgb, w, h));
+        Assert.Throws<ArgumentException>(() => ImageFile.Save(PathOf("a.tga"), rgb, w, h));
         Assert.Empty(Directory.GetFileSystemEntries(_dir));
 
         ImageFile.Save(PathOf("ok.jpg"), Smooth(8, 8), 8, 8);
