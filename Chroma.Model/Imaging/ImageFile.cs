@@ -88,6 +88,7 @@ public static class ImageFile
     // Below this pixel count conversions run on one thread.
     const int ParallelThreshold = 1 << 14;
 
+    /// <summary>8-bit value v -> v / 255, as decoding does (shared with <see cref="Colorizer.Colorize(ReadOnlySpan{byte}, int, int, PixelLayout)"/>).</summary>
     internal static readonly float[] ByteToUnit = Enumerable.Range(0, 256).Select(i => i / 255f).ToArray();
 
     /// <summary>Decodes the image file at <paramref name="path"/>.</summary>
@@ -429,6 +430,7 @@ public static class ImageFile
             throw new ArgumentException($"{op}: alpha must hold {height} x {width} = {width * height} values, got {alpha.Length}.");
     }
 
+    /// <summary>[0, 1] -> 8 bits, clamped and rounded, as encoding does (shared with <see cref="ColorizedImage.CopyPixelsTo"/>).</summary>
     internal static byte ToByte(float v) => v > 0f ? v < 1f ? (byte)(v * 255f + 0.5f) : (byte)255 : (byte)0; // NaN -> 0
 
     static float Unit(float v) => v > 0f ? v < 1f ? v : 1f : 0f;

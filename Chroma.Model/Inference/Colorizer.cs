@@ -3,6 +3,19 @@ using SkiaSharp;
 
 namespace Chroma.Model;
 
+/// <summary>How 8-bit pixels are stored in memory: rows top to bottom, no padding between rows.</summary>
+public enum PixelLayout
+{
+    /// <summary>One byte per pixel: gray (an input only; a colorized image has colour).</summary>
+    Gray8 = 1,
+
+    /// <summary>Three bytes per pixel: R, G, B (sRGB).</summary>
+    Rgb24 = 3,
+
+    /// <summary>Four bytes per pixel: R, G, B (sRGB), A (not premultiplied).</summary>
+    Rgba32 = 4,
+}
+
 /// <summary>A colorized image: planar sRGB [3,H,W] in [0,1] and the input's alpha, if it had any.</summary>
 public sealed record ColorizedImage(int Width, int Height, float[] Rgb, float[]? Alpha)
 {
@@ -10,6 +23,43 @@ public sealed record ColorizedImage(int Width, int Height, float[] Rgb, float[]?
     public void Save(string path, bool overwrite = false) => ImageFile.Save(path, Rgb, Width, Height, Alpha, overwrite);
 
     public SKBitmap ToBitmap() => ImageFile.ToBitmap(Rgb, Width, Height, Alpha);
+
+    /// <summary>
+    /// The image as interleaved 8-bit pixels in <paramref name="layout"/> (<see cref="PixelLayout.Rgb24"/>
+    /// or <see cref="PixelLayout.Rgba32"/>; alpha 255 where the input had none), rounded as image files are.
+    /// </summary>
+    public byte[] ToPixels(PixelLayout layout)
+    {
+        var pixels = new byte[checked(Width * Height * BytesPerPixel(layout))];
+        CopyPixelsTo(pixels, layout);
+        return pixels;
+    }
+
+    /// <summary>As <see cref="ToPixels"/>, into <paramref name="destination"/> (at least Width x Height x bytes per pixel long).</summary>
+    public void CopyPixelsTo(Span<byte> destination, PixelLayout layout)
+    {
+        int channels = BytesPerPixel(layout);
+        int plane = Width * Height;
+        if (destination.Length < (long)plane * channels)
+            throw new ArgumentException($"ColorizedImage.CopyPixelsTo: {Width}x{Height} {layout} needs {(long)plane * channels} bytes, the destination has {destination.Length}.", nameof(destination));
+        ReadOnlySpan<float> r = Rgb.AsSpan(0, plane), g = Rgb.AsSpan(plane, plane), b = Rgb.AsSpan(2 * plane, plane);
+        ReadOnlySpan<float> a = Alpha;
+        for (int i = 0, o = 0; i < plane; i++, o += channels)
+        {
+            destination[o] = ImageFile.ToByte(r[i]);
+            destination[o + 1] = ImageFile.ToByte(g[i]);
+            destination[o + 2] = ImageFile.ToByte(b[i]);
+            if (channels == 4) destination[o + 3] = a.IsEmpty ? (byte)255 : ImageFile.ToByte(a[i]);
+        }
+    }
+
+    static int BytesPerPixel(PixelLayout layout) => layout switch
+    {
+        PixelLayout.Rgb24 => 3,
+        PixelLayout.Rgba32 => 4,
+        PixelLayout.Gray8 => throw new ArgumentException("A colorized image has colour: ask for Rgb24 or Rgba32, not Gray8.", nameof(layout)),
+        _ => throw new ArgumentOutOfRangeException(nameof(layout), layout, "unknown pixel layout"),
+    };
 }
 
 /// <summary>
@@ -18,6 +68,9 @@ public sealed record ColorizedImage(int Width, int Height, float[] Rgb, float[]?
 /// using var colorizer = Colorizer.Load("model.safetensors");          // device: auto
 /// colorizer.Colorize(ImageFile.Load("photo.jpg")).Save("photo-color.png");
 /// </code>
+/// <see cref="LoadDefault()"/> loads the shipped default model, built into this assembly; a model can
+/// also come from a <see cref="Stream"/>, and images from 8-bit pixels in memory
+/// (<see cref="Colorize(ReadOnlySpan{byte}, int, int, PixelLayout)"/>).
 /// Pipeline: the image's L* (colour inputs are reduced to luminance) goes through the local path at
 /// a working size (H, W multiples of 8, at most <see cref="MaxWorkingPixels"/>, photos whose shorter
 /// side is below <see cref="MinWorkingSide"/> enlarged to it) and
@@ -54,19 +107,78 @@ public sealed class Colorizer : IDisposable
     /// disposed (or when loading fails) if <paramref name="ownsDevice"/> and it is not the CPU device.
     /// <paramref name="saturation"/> replaces the file's own.
     /// </summary>
-    public static Colorizer Load(string modelPath, Device device, bool ownsDevice, float? saturation = null, int maxWorkingPixels = DefaultMaxWorkingPixels)
+    public static Colorizer Load(string modelPath, Device device, bool ownsDevice, float? saturation = null, int maxWorkingPixels = DefaultMaxWorkingPixels) =>
+        Create(modelPath, (d, out m) => ModelFile.Load(modelPath, d, out m), device, ownsDevice, saturation, maxWorkingPixels);
+
+    /// <summary>
+    /// As <see cref="Load(string, Device?)"/>, reading the model file's bytes from <paramref name="stream"/>
+    /// (from its current position to its end; the stream is not disposed): <paramref name="device"/>
+    /// null opens one with auto selection, owned by the colorizer; a given one stays the caller's.
+    /// <paramref name="saturation"/> replaces the file's own.
+    /// </summary>
+    public static Colorizer Load(Stream stream, Device? device = null, float? saturation = null, int maxWorkingPixels = DefaultMaxWorkingPixels)
     {
+        ArgumentNullException.ThrowIfNull(stream);
+        string name = stream is FileStream file ? file.Name : "model stream";
+        return device is null ? Load(stream, name, Device.Open(), ownsDevice: true, saturation, maxWorkingPixels)
+            : Load(stream, name, device, ownsDevice: false, saturation, maxWorkingPixels);
+    }
+
+    /// <summary>
+    /// As <see cref="Load(string, Device, bool, float?, int)"/>, reading the model file's bytes from
+    /// <paramref name="stream"/>; <paramref name="name"/> names it in errors and in <see cref="ModelFileException"/>.
+    /// </summary>
+    public static Colorizer Load(Stream stream, string name, Device device, bool ownsDevice, float? saturation = null, int maxWorkingPixels = DefaultMaxWorkingPixels)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(name);
+        return Create(name, (d, out m) => ModelFile.Load(stream, name, d, out m), device, ownsDevice, saturation, maxWorkingPixels);
+    }
+
+    /// <summary>
+    /// The shipped default model (<see cref="DefaultModel"/>, built into Chroma.Model.dll) on a device
+    /// opened with auto selection (<see cref="Device.Open"/>), owned by the colorizer; its saturation
+    /// is the model's own.
+    /// <code>
+    /// using var colorizer = Colorizer.LoadDefault();
+    /// colorizer.Colorize(ImageFile.Load("photo.jpg")).Save("photo-color.png");
+    /// </code>
+    /// </summary>
+    public static Colorizer LoadDefault() => LoadDefault(Device.Open(), ownsDevice: true);
+
+    /// <summary>The shipped default model on <paramref name="device"/>, which stays the caller's; <paramref name="saturation"/> replaces the model's own.</summary>
+    public static Colorizer LoadDefault(Device device, float? saturation = null, int maxWorkingPixels = DefaultMaxWorkingPixels) =>
+        LoadDefault(device, ownsDevice: false, saturation, maxWorkingPixels);
+
+    /// <summary>
+    /// The shipped default model on <paramref name="device"/>, which the colorizer disposes when it is
+    /// disposed (or when loading fails) if <paramref name="ownsDevice"/> and it is not the CPU device
+    /// (as <see cref="Load(string, Device, bool, float?, int)"/>).
+    /// </summary>
+    public static Colorizer LoadDefault(Device device, bool ownsDevice, float? saturation = null, int maxWorkingPixels = DefaultMaxWorkingPixels) =>
+        Create(DefaultModel.FileName, (d, out m) =>
+        {
+            using var stream = DefaultModel.Open();
+            return ModelFile.Load(stream, DefaultModel.FileName, d, out m);
+        }, device, ownsDevice, saturation, maxWorkingPixels);
+
+    delegate ColorizationNetwork NetworkLoader(Device device, out IReadOnlyDictionary<string, string> metadata);
+
+    /// <summary>The one load path: the network and its metadata from <paramref name="load"/>, the colorizer's settings from the metadata.</summary>
+    static Colorizer Create(string name, NetworkLoader load, Device device, bool ownsDevice, float? saturation, int maxWorkingPixels)
+    {
+        ArgumentNullException.ThrowIfNull(device);
         ownsDevice &= device is not CpuDevice;
         ColorizationNetwork? network = null;
         try
         {
-            network = ModelFile.Load(modelPath, device, out var metadata);
+            network = load(device, out var metadata);
             return new Colorizer(network, ownsDevice)
             {
                 Metadata = metadata,
-                Saturation = saturation ?? ModelFile.SaturationFromMetadata(metadata, modelPath),
+                Saturation = saturation ?? ModelFile.SaturationFromMetadata(metadata, name),
                 MaxWorkingPixels = maxWorkingPixels,
-                MinWorkingSide = ModelFile.MinWorkingSideFromMetadata(metadata, modelPath),
+                MinWorkingSide = ModelFile.MinWorkingSideFromMetadata(metadata, name),
             };
         }
         catch
@@ -142,6 +254,62 @@ public sealed class Colorizer : IDisposable
         var rgb = new float[3 * h * w];
         LabColor.LabToRgb(l, predicted, h, w, rgb);
         return new ColorizedImage(w, h, rgb, image.Alpha);
+    }
+
+    /// <summary>
+    /// Colorizes 8-bit pixels held in memory, for apps that have their own image decoding (no SkiaSharp
+    /// type involved): <paramref name="pixels"/> holds <paramref name="height"/> rows of
+    /// <paramref name="width"/> pixels in <paramref name="layout"/>, top to bottom, without padding
+    /// (exactly width x height x bytes per pixel). Each byte v is read as v / 255, as image files are,
+    /// and the image then goes through <see cref="Colorize(LoadedImage, LoadedImage?)"/>, so the result
+    /// is the one an image file with these pixels gets; an <see cref="PixelLayout.Rgba32"/> input keeps
+    /// its alpha (dropped when every pixel is opaque). Get bytes back with
+    /// <see cref="ColorizedImage.ToPixels"/>:
+    /// <code>
+    /// byte[] rgb = colorizer.Colorize(gray, width, height, PixelLayout.Gray8).ToPixels(PixelLayout.Rgb24);
+    /// </code>
+    /// </summary>
+    public ColorizedImage Colorize(ReadOnlySpan<byte> pixels, int width, int height, PixelLayout layout) =>
+        Colorize(FromPixels(pixels, width, height, layout));
+
+    /// <summary>Interleaved 8-bit pixels as a planar <see cref="LoadedImage"/> (alpha kept only where some pixel is not opaque).</summary>
+    static LoadedImage FromPixels(ReadOnlySpan<byte> pixels, int width, int height, PixelLayout layout)
+    {
+        int channels = layout switch
+        {
+            PixelLayout.Gray8 => 1,
+            PixelLayout.Rgb24 => 3,
+            PixelLayout.Rgba32 => 4,
+            _ => throw new ArgumentOutOfRangeException(nameof(layout), layout, "unknown pixel layout"),
+        };
+        if (width <= 0 || height <= 0 || (long)width * height > ImageFile.MaxMegapixels * 1_000_000L)
+            throw new ArgumentException($"Colorizer.Colorize: invalid image size {width}x{height} (at most {ImageFile.MaxMegapixels} megapixels).");
+        int plane = width * height;
+        if (pixels.Length != (long)plane * channels)
+            throw new ArgumentException($"Colorizer.Colorize: {width}x{height} {layout} pixels take {(long)plane * channels} bytes, got {pixels.Length}.", nameof(pixels));
+
+        var unit = ImageFile.ByteToUnit;
+        var rgb = new float[3 * plane];
+        float[]? alpha = channels == 4 ? new float[plane] : null;
+        bool translucent = false;
+        Span<float> r = rgb.AsSpan(0, plane), g = rgb.AsSpan(plane, plane), b = rgb.AsSpan(2 * plane, plane);
+        for (int i = 0, p = 0; i < plane; i++, p += channels)
+        {
+            if (channels == 1)
+            {
+                r[i] = g[i] = b[i] = unit[pixels[p]];
+                continue;
+            }
+            r[i] = unit[pixels[p]];
+            g[i] = unit[pixels[p + 1]];
+            b[i] = unit[pixels[p + 2]];
+            if (alpha is not null)
+            {
+                alpha[i] = unit[pixels[p + 3]];
+                translucent |= pixels[p + 3] != 255;
+            }
+        }
+        return new LoadedImage { Width = width, Height = height, Rgb = rgb, Alpha = translucent ? alpha : null };
     }
 
     /// <summary>

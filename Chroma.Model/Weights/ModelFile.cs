@@ -39,12 +39,30 @@ public static class ModelFile
     public static void Save(ColorizationNetwork network, string path, SafeTensorDType dtype = SafeTensorDType.F32,
         IReadOnlyDictionary<string, string>? extraMetadata = null, bool overwrite = true, IEnumerable<SafeTensor>? extraTensors = null)
     {
+        var (tensors, meta) = Contents(network, extraMetadata, extraTensors);
+        SafeTensorsFile.Write(path, tensors, meta, dtype, overwrite);
+    }
+
+    /// <summary>As <see cref="Save(ColorizationNetwork, string, SafeTensorDType, IReadOnlyDictionary{string, string}?, bool, IEnumerable{SafeTensor}?)"/>, to <paramref name="stream"/> at its current position (the same bytes a file gets).</summary>
+    public static void Save(ColorizationNetwork network, Stream stream, SafeTensorDType dtype = SafeTensorDType.F32,
+        IReadOnlyDictionary<string, string>? extraMetadata = null, IEnumerable<SafeTensor>? extraTensors = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var (tensors, meta) = Contents(network, extraMetadata, extraTensors);
+        SafeTensorsFile.Write(stream, tensors, meta, dtype);
+    }
+
+    /// <summary>What a model file holds: the network's tensors (then <paramref name="extraTensors"/>) and its configuration's metadata with <paramref name="extraMetadata"/> over it.</summary>
+    static (List<SafeTensor> Tensors, Dictionary<string, string> Metadata) Contents(ColorizationNetwork network,
+        IReadOnlyDictionary<string, string>? extraMetadata, IEnumerable<SafeTensor>? extraTensors)
+    {
+        ArgumentNullException.ThrowIfNull(network);
         var meta = new Dictionary<string, string>(ConfigMetadata(network.Config));
         if (extraMetadata is not null)
             foreach (var (k, v) in extraMetadata) meta[k] = v;
         var tensors = Tensors(network);
         if (extraTensors is not null) tensors.AddRange(extraTensors);
-        SafeTensorsFile.Write(path, tensors, meta, dtype, overwrite);
+        return (tensors, meta);
     }
 
     /// <summary>Every parameter and running statistic of the network, by name, copied to the host.</summary>
@@ -133,6 +151,21 @@ public static class ModelFile
         var file = ReadFile(path);
         metadata = file.Metadata;
         return Load(file, path, device);
+    }
+
+    /// <summary>
+    /// As <see cref="Load(string, Device)"/>, reading a model file's bytes from the current position of
+    /// <paramref name="stream"/> to its end (the stream is not disposed); <paramref name="name"/> names
+    /// it in errors, as a path does.
+    /// </summary>
+    public static ColorizationNetwork Load(Stream stream, string name, Device device) => Load(ReadFile(stream, name), name, device);
+
+    /// <summary>As <see cref="Load(Stream, string, Device)"/>, also returning the file's metadata.</summary>
+    public static ColorizationNetwork Load(Stream stream, string name, Device device, out IReadOnlyDictionary<string, string> metadata)
+    {
+        var file = ReadFile(stream, name);
+        metadata = file.Metadata;
+        return Load(file, name, device);
     }
 
     /// <summary>Loads from an already-read safetensors file (a training checkpoint's optimizer state is ignored).</summary>
@@ -251,9 +284,18 @@ public static class ModelFile
         t.Data.CopyTo(dst.AsSpan(offset, e.Length));
     }
 
-    static SafeTensorsFile ReadFile(string path)
+    static SafeTensorsFile ReadFile(string path) => ReadFile(path, () => SafeTensorsFile.Read(path));
+
+    static SafeTensorsFile ReadFile(Stream stream, string name)
     {
-        try { return SafeTensorsFile.Read(path); }
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(name);
+        return ReadFile(name, () => SafeTensorsFile.Read(stream, name));
+    }
+
+    static SafeTensorsFile ReadFile(string path, Func<SafeTensorsFile> read)
+    {
+        try { return read(); }
         catch (SafeTensorsException e) { throw new ModelFileException(path, e.Problem, e); } // e.Message repeats the path
         catch (FileNotFoundException) { throw new ModelFileException(path, "file not found"); }
         catch (DirectoryNotFoundException) { throw new ModelFileException(path, "folder not found"); }
