@@ -16,10 +16,32 @@ public static class ColorizeCommand
     /// <summary>Environment variable naming another default model file.</summary>
     public const string DefaultModelVariable = "CHROMA_DEFAULT_MODEL";
 
-    /// <summary>Where the default model is looked for: $CHROMA_DEFAULT_MODEL, else the shipped one in models/ beside the executable.</summary>
-    public static string DefaultModelPath =>
-        Environment.GetEnvironmentVariable(DefaultModelVariable) is { Length: > 0 } custom ? custom
-            : Path.Combine(AppContext.BaseDirectory, "models", "chroma-default.safetensors");
+    /// <summary>A model file that replaces the built-in default ($CHROMA_DEFAULT_MODEL), or null.</summary>
+    public static string? DefaultModelOverride =>
+        Environment.GetEnvironmentVariable(DefaultModelVariable) is { Length: > 0 } custom ? custom : null;
+
+    /// <summary>Name of the built-in default model in messages and reports.</summary>
+    public const string BuiltInModelName = "chroma-default (built in)";
+
+    /// <summary>
+    /// The colorizer of `--model FILE`, else of $CHROMA_DEFAULT_MODEL, else the default model built
+    /// into Chroma.Model (<see cref="Colorizer.LoadDefault(Device, bool, float?, int)"/>), and its name
+    /// for messages. Owns <paramref name="device"/>.
+    /// </summary>
+    public static (Colorizer Colorizer, string Name) OpenColorizer(string? modelPath, Func<Device> device, float? saturation, int maxPixels)
+    {
+        if (modelPath is not null) CliConventions.ExistingFile("--model", modelPath, "a .safetensors model file");
+        else if (DefaultModelOverride is { } custom)
+        {
+            if (!File.Exists(custom))
+                throw new CliException($"no default model: {DefaultModelVariable} names {custom}, which does not exist; pass --model FILE or unset it.");
+            modelPath = custom;
+        }
+        var dev = device();
+        return modelPath is null
+            ? (Colorizer.LoadDefault(dev, ownsDevice: true, saturation, maxPixels), BuiltInModelName)
+            : (Colorizer.Load(modelPath, dev, ownsDevice: true, saturation, maxPixels), modelPath);
+    }
 
     public static Command Create()
     {
@@ -59,21 +81,17 @@ public static class ColorizeCommand
     static int Run(string[] inputs, string? output, string? modelPath, string? globalFrom, string? deviceName, bool overwrite, int maxPixels, float? saturation)
     {
         CheckOptions(maxPixels, saturation);
-        // The model first: planning the outputs creates the -o folder, which an error must not leave behind.
-        modelPath = modelPath is null
-            ? File.Exists(DefaultModelPath) ? DefaultModelPath
-                : throw new CliException($"no default model is installed (looked for {DefaultModelPath}); pass --model FILE (make one with `chroma train` or `chroma init`).")
-            : CliConventions.ExistingFile("--model", modelPath, "a .safetensors model file");
+        // Inputs, output and model first: planning the outputs creates the -o folder, which an error must not leave behind.
         if (globalFrom is not null) CliConventions.ExistingFile("--global-from", globalFrom, "an image file");
         var files = ExpandInputs(inputs);
         CheckOutput(files, output);
-
-        var device = CliRunner.OpenDevice(deviceName);
-        using var colorizer = Colorizer.Load(modelPath, device, ownsDevice: true, saturation, maxPixels);
+        var (colorizer, _) = OpenColorizer(modelPath, () => CliRunner.OpenDevice(deviceName), saturation, maxPixels);
+        using var owned = colorizer;
         LoadedImage? global = globalFrom is null ? null : ImageFile.Load(globalFrom);
         var jobs = PlanOutputs(files, output);
 
         var failures = new List<string>();
+        var notes = new List<string>();
         void Process((string Input, string Output) job)
         {
             try
@@ -85,6 +103,7 @@ public static class ColorizeCommand
                 if (!File.Exists(job.Input)) throw new CliException($"{job.Input}: not found.");
                 if (new FileInfo(job.Input).Length == 0) throw new CliException($"{job.Input}: the file is empty.");
                 var image = ImageFile.Load(job.Input);
+                if (image.Pages > 1) lock (failures) notes.Add($"{job.Input}: {image.Pages} pages, only the first is colorized");
                 string? dir = Path.GetDirectoryName(Path.GetFullPath(job.Output));
                 if (dir is not null) Directory.CreateDirectory(dir);
                 colorizer.Colorize(image, global).Save(job.Output, overwrite);
@@ -110,6 +129,7 @@ public static class ColorizeCommand
                 });
             CliConsole.Out.MarkupLineInterpolated($"colorized {jobs.Count - failures.Count} of {jobs.Count} images");
         }
+        foreach (var n in notes) CliConsole.WriteWarning(n);
         foreach (var f in failures) CliConsole.Error.MarkupLineInterpolated($"[red]skipped:[/] {f}");
         return failures.Count == 0 ? CliConventions.Done : CliConventions.SomeFailed;
     }

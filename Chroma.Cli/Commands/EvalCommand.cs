@@ -26,9 +26,6 @@ public static class EvalCommand
         var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, overwrite, device, limit, sample, seed, maxPixels, saturation, json };
         cmd.SetAction(r =>
         {
-            string path = r.GetValue(model) is { } given ? CliConventions.ExistingFile("--model", given, "a .safetensors model file")
-                : File.Exists(ColorizeCommand.DefaultModelPath) ? ColorizeCommand.DefaultModelPath
-                : throw new CliException($"no default model is installed (looked for {ColorizeCommand.DefaultModelPath}); pass --model FILE.");
             ColorizeCommand.CheckOptions(r.GetValue(maxPixels), r.GetValue(saturation));
             if (r.GetValue(limit) is < 1) throw new CliException("--limit must be at least 1.");
             if (r.GetValue(sample) is < 1) throw new CliException("--sample must be at least 1.");
@@ -39,8 +36,8 @@ public static class EvalCommand
                 if (Directory.Exists(reportDir) && Directory.EnumerateFileSystemEntries(reportDir).Any() && !r.GetValue(overwrite))
                     throw new CliException($"--report {reportDir}: already exists (pass --overwrite to replace its files, or choose another folder).");
             }
-            var dev = CliRunner.OpenDevice(r.GetValue(device));
-            using var colorizer = Colorizer.Load(path, dev, ownsDevice: true, r.GetValue(saturation), r.GetValue(maxPixels));
+            var (colorizer, path) = ColorizeCommand.OpenColorizer(r.GetValue(model), () => CliRunner.OpenDevice(r.GetValue(device)), r.GetValue(saturation), r.GetValue(maxPixels));
+            using var owned = colorizer;
             var classes = Evaluation.ClassNames(colorizer.Metadata);
             var dataset = Dataset.Open(r.GetValue(data)!, classes.Count > 0 ? classes : null);
             if (r.GetValue(limit) is int n && n < dataset.Count) dataset = dataset.With(dataset.Samples.Take(n).ToList());

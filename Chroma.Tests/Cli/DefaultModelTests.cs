@@ -5,7 +5,7 @@ using Xunit;
 
 namespace Chroma.Tests.Cli;
 
-/// <summary>The shipped default model (models/chroma-default.safetensors, copied beside the tool).</summary>
+/// <summary>The shipped default model (models/chroma-default.safetensors, built into Chroma.Model.dll).</summary>
 public sealed class DefaultModelTests : IDisposable
 {
     readonly string _dir = Directory.CreateTempSubdirectory("chroma-default-").FullName;
@@ -13,19 +13,28 @@ public sealed class DefaultModelTests : IDisposable
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     [Fact]
-    public void Ships_beside_the_tool_with_its_metadata()
+    public void Is_built_in_with_its_metadata_and_equals_the_repository_file()
     {
         Assert.Null(Environment.GetEnvironmentVariable(ColorizeCommand.DefaultModelVariable));
-        string path = ColorizeCommand.DefaultModelPath;
-        Assert.True(File.Exists(path), $"no default model at {path}");
-        Assert.True(new FileInfo(path).Length <= 10_000_000, "the default model must stay within 10 MB");
-        var info = ModelFile.ReadInfo(path);
-        Assert.Equal(0.25, info.Config.Width);
-        var classes = Evaluation.ClassNames(info.Metadata);
-        Assert.Equal(info.Config.Classes, classes.Count);
+        using var stream = DefaultModel.Open();
+        Assert.True(stream.Length <= 10_000_000, "the default model must stay within 10 MB");
+        using var network = ModelFile.Load(stream, DefaultModel.FileName, CpuDevice.Instance, out var metadata);
+        Assert.Equal(0.25, network.Config.Width);
+        var classes = Evaluation.ClassNames(metadata);
+        Assert.Equal(network.Config.Classes, classes.Count);
         foreach (var key in new[] { "step", "date", "train_data", "width", "trained_by", ModelFile.SaturationKey })
-            Assert.True(info.Metadata.ContainsKey(key), $"metadata lacks '{key}'");
-        Assert.InRange(ModelFile.SaturationFromMetadata(info.Metadata, path), 1f, 2f);
+            Assert.True(metadata.ContainsKey(key), $"metadata lacks '{key}'");
+        Assert.InRange(ModelFile.SaturationFromMetadata(metadata, DefaultModel.FileName), 1f, 2f);
+
+        // The embedded bytes are the repository's models/chroma-default.safetensors (no stale copy).
+        string file = Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "models", DefaultModel.FileName);
+        if (File.Exists(file))
+        {
+            stream.Position = 0;
+            using var copy = new MemoryStream();
+            stream.CopyTo(copy);
+            Assert.Equal(File.ReadAllBytes(file), copy.ToArray());
+        }
     }
 
     [Fact]
