@@ -193,4 +193,57 @@ public sealed class ConventionTests : IDisposable
         Assert.Equal("chroma-colorizer", model.GetProperty("metadata").GetProperty("format").GetString());
         AssertUsageError(Cli.Run("info", _dir), "is a folder; give a .safetensors model file");
     }
+
+    /// <summary>A 16-bit gray TIFF (a scanner's usual output) of <paramref name="pages"/> pages, written with LibTiff.</summary>
+    static void WriteGrayTiff16(string path, int width, int height, int pages)
+    {
+        using var tif = BitMiracle.LibTiff.Classic.Tiff.Open(path, "w")!;
+        for (int p = 0; p < pages; p++)
+        {
+            tif.SetField(BitMiracle.LibTiff.Classic.TiffTag.IMAGEWIDTH, width);
+            tif.SetField(BitMiracle.LibTiff.Classic.TiffTag.IMAGELENGTH, height);
+            tif.SetField(BitMiracle.LibTiff.Classic.TiffTag.BITSPERSAMPLE, 16);
+            tif.SetField(BitMiracle.LibTiff.Classic.TiffTag.SAMPLESPERPIXEL, 1);
+            tif.SetField(BitMiracle.LibTiff.Classic.TiffTag.PHOTOMETRIC, BitMiracle.LibTiff.Classic.Photometric.MINISBLACK);
+            tif.SetField(BitMiracle.LibTiff.Classic.TiffTag.PLANARCONFIG, BitMiracle.LibTiff.Classic.PlanarConfig.CONTIG);
+            tif.SetField(BitMiracle.LibTiff.Classic.TiffTag.ROWSPERSTRIP, height);
+            if (pages > 1) tif.SetField(BitMiracle.LibTiff.Classic.TiffTag.SUBFILETYPE, BitMiracle.LibTiff.Classic.FileType.PAGE);
+            var row = new byte[2 * width];
+            for (int y = 0; y < height; y++)
+            {
+                for (int x = 0; x < width; x++)
+                {
+                    ushort v = (ushort)(8000 + 50000.0 * x / width * y / height + 3000 * Math.Sin(x * 0.4));
+                    row[2 * x] = (byte)v; row[2 * x + 1] = (byte)(v >> 8);
+                }
+                tif.WriteScanline(row, y);
+            }
+            tif.WriteDirectory();
+        }
+    }
+
+    [Fact]
+    public void Tiff_scans_are_colorized_to_tiff_or_png_and_a_multi_page_file_gets_a_note()
+    {
+        string scan = PathOf("scans", "scan.tif");
+        Directory.CreateDirectory(PathOf("scans"));
+        WriteGrayTiff16(scan, 41, 29, pages: 1);
+        var r = Colorize(scan);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var colour = Chroma.Model.ImageFile.Load(PathOf("scans", "scan-color.tif"));
+        Assert.Equal((41, 29), (colour.Width, colour.Height));
+        Assert.Equal("", r.Stderr);
+
+        r = Colorize(scan, "-o", PathOf("scan.png"));
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Equal((41, 29), (Chroma.Model.ImageFile.Load(PathOf("scan.png")).Width, 29));
+
+        // Folders pick up .tif and .tiff files.
+        WriteGrayTiff16(PathOf("scans", "album.tiff"), 23, 17, pages: 3);
+        r = Colorize(PathOf("scans"), "-o", PathOf("out") + "/");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.True(File.Exists(PathOf("out", "scan-color.tif")));
+        Assert.True(File.Exists(PathOf("out", "album-color.tiff")));
+        Assert.Contains("album.tiff: 3 pages, only the first is colorized", r.Stderr);
+    }
 }
