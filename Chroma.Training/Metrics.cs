@@ -64,9 +64,9 @@ public static class Metrics
     public static float[] RgbOfPrediction(ReadOnlySpan<float> lNorm, ReadOnlySpan<float> abNorm, int h, int w)
     {
         var ab = Augmentation.Resize(abNorm.ToArray(), h / 2, w / 2, h, w);
-        for (int i = 0; i < ab.Length; i++) ab[i] = 100f * (2f * ab[i] - 1f);
+        NetworkEncoding.DecodeAb(ab);
         var l = new float[h * w];
-        for (int i = 0; i < l.Length; i++) l[i] = 100f * lNorm[i];
+        for (int i = 0; i < l.Length; i++) l[i] = NetworkEncoding.DecodeLightness(lNorm[i]);
         var rgb = new float[3 * h * w];
         LabColor.LabToRgb(l, ab, h, w, rgb);
         return rgb;

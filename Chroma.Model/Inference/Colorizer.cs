@@ -326,10 +326,10 @@ public sealed class Colorizer : IDisposable
         var device = Network.Device;
         lock (_gate)
         {
-            using var full = device.FromArray(Scale(l, 0.01f), 1, 1, h, w);
+            using var full = device.FromArray(Encode(l), 1, 1, h, w);
             using var local = device.Zeros(1, 1, wh, ww);
             BilinearResize.Forward(full, local);
-            using var globalFull = ReferenceEquals(globalL, l) ? null : device.FromArray(Scale(globalL, 0.01f), 1, 1, gh, gw);
+            using var globalFull = ReferenceEquals(globalL, l) ? null : device.FromArray(Encode(globalL), 1, 1, gh, gw);
             using var global = device.Zeros(1, 1, s, s);
             BilinearResize.Forward(globalFull ?? full, global);
 
@@ -338,8 +338,7 @@ public sealed class Colorizer : IDisposable
             using var abFull = device.Zeros(1, 2, h, w);
             BilinearResize.Forward(abNorm, abFull);
             var result = abFull.ToArray();
-            float gain = Saturation;
-            for (int i = 0; i < result.Length; i++) result[i] = gain * (100f * (2f * result[i] - 1f));
+            NetworkEncoding.DecodeAb(result, Saturation);
             return (result, logits.ToArray());
         }
     }
@@ -365,10 +364,10 @@ public sealed class Colorizer : IDisposable
         return (wh, ww);
     }
 
-    static float[] Scale(float[] v, float k)
+    static float[] Encode(float[] lightness)
     {
-        var r = new float[v.Length];
-        System.Numerics.Tensors.TensorPrimitives.Multiply(v, k, r);
+        var r = new float[lightness.Length];
+        NetworkEncoding.EncodeLightness(lightness, r);
         return r;
     }
 

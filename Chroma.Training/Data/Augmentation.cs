@@ -43,7 +43,7 @@ public sealed record Augmentation(int ResizeTo = 256, int CropSize = 224, bool R
         var ab = new float[2 * s * s];
         LabColor.RgbToLab(crop, s, s, l, ab);
         var input = new float[s * s];
-        for (int i = 0; i < input.Length; i++) input[i] = l[i] / 100f;
+        NetworkEncoding.EncodeLightness(l, input);
         return new Example(input, TargetFromAb(ab, s, s), crop, label);
     }
 
@@ -58,7 +58,7 @@ public sealed record Augmentation(int ResizeTo = 256, int CropSize = 224, bool R
                 {
                     int i = c * h * w + 2 * y * w + 2 * x;
                     float mean = 0.25f * (ab[i] + ab[i + 1] + ab[i + w] + ab[i + w + 1]);
-                    t[c * h2 * w2 + y * w2 + x] = Math.Clamp(mean / 200f + 0.5f, 0f, 1f);
+                    t[c * h2 * w2 + y * w2 + x] = NetworkEncoding.EncodeAbTarget(mean);
                 }
         return t;
     }
