@@ -53,10 +53,17 @@ public static class ColorizeCommand
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace existing output files (inputs are never replaced)." };
         var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels; bigger photos are processed downscaled (full-resolution lightness is kept).", DefaultValueFactory = _ => Colorizer.DefaultMaxWorkingPixels };
         var saturation = SaturationOption();
-        var cmd = new Command("colorize", "Colorize grayscale (or colour) photos.") { inputs, output, model, globalFrom, device, overwrite, maxPixels, saturation };
-        cmd.SetAction(r => Run(r.GetValue(inputs)!, r.GetValue(output), r.GetValue(model), r.GetValue(globalFrom), r.GetValue(device), r.GetValue(overwrite), r.GetValue(maxPixels), r.GetValue(saturation)));
+        var noMirror = NoMirrorOption();
+        var cmd = new Command("colorize", "Colorize grayscale (or colour) photos.") { inputs, output, model, globalFrom, device, overwrite, maxPixels, saturation, noMirror };
+        cmd.SetAction(r => Run(r.GetValue(inputs)!, r.GetValue(output), r.GetValue(model), r.GetValue(globalFrom), r.GetValue(device), r.GetValue(overwrite), r.GetValue(maxPixels), r.GetValue(saturation), r.GetValue(noMirror)));
         return cmd;
     }
+
+    /// <summary>`--no-mirror`, shared with `chroma eval`.</summary>
+    public static Option<bool> NoMirrorOption() => new("--no-mirror")
+    {
+        Description = "One network pass instead of two: skip the mirrored pass that models marked average_mirrored (the default model) average with (twice as fast, slightly less accurate).",
+    };
 
     /// <summary>`--saturation`, shared with `chroma eval`.</summary>
     public static Option<float?> SaturationOption() => new("--saturation")
@@ -78,7 +85,7 @@ public static class ColorizeCommand
             throw new CliException($"--saturation must be between 0 and {ModelFile.MaxSaturation}.");
     }
 
-    static int Run(string[] inputs, string? output, string? modelPath, string? globalFrom, string? deviceName, bool overwrite, int maxPixels, float? saturation)
+    static int Run(string[] inputs, string? output, string? modelPath, string? globalFrom, string? deviceName, bool overwrite, int maxPixels, float? saturation, bool noMirror)
     {
         CheckOptions(maxPixels, saturation);
         // Inputs, output and model first: planning the outputs creates the -o folder, which an error must not leave behind.
@@ -87,6 +94,7 @@ public static class ColorizeCommand
         CheckOutput(files, output);
         var (colorizer, _) = OpenColorizer(modelPath, () => CliRunner.OpenDevice(deviceName), saturation, maxPixels);
         using var owned = colorizer;
+        if (noMirror) colorizer.AverageMirrored = false;
         LoadedImage? global = globalFrom is null ? null : ImageFile.Load(globalFrom);
         var jobs = PlanOutputs(files, output);
 

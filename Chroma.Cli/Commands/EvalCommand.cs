@@ -22,8 +22,9 @@ public static class EvalCommand
         var seed = new Option<int>("--seed") { Description = "Random seed of --sample.", DefaultValueFactory = _ => 1 };
         var maxPixels = new Option<int>("--max-pixels") { Description = "Largest working size of the local path, in pixels (as for colorize).", DefaultValueFactory = _ => Colorizer.DefaultMaxWorkingPixels };
         var saturation = ColorizeCommand.SaturationOption();
+        var noMirror = ColorizeCommand.NoMirrorOption();
         var json = new Option<bool>("--json") { Description = "Print the results as one JSON object on stdout, and nothing else there." };
-        var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, overwrite, device, limit, sample, seed, maxPixels, saturation, json };
+        var cmd = new Command("eval", "Evaluate a model on colour photos (colorized from their luminance).") { model, data, report, overwrite, device, limit, sample, seed, maxPixels, saturation, noMirror, json };
         cmd.SetAction(r =>
         {
             ColorizeCommand.CheckOptions(r.GetValue(maxPixels), r.GetValue(saturation));
@@ -38,6 +39,7 @@ public static class EvalCommand
             }
             var (colorizer, path) = ColorizeCommand.OpenColorizer(r.GetValue(model), () => CliRunner.OpenDevice(r.GetValue(device)), r.GetValue(saturation), r.GetValue(maxPixels));
             using var owned = colorizer;
+            if (r.GetValue(noMirror)) colorizer.AverageMirrored = false;
             var classes = Evaluation.ClassNames(colorizer.Metadata);
             var dataset = Dataset.Open(r.GetValue(data)!, classes.Count > 0 ? classes : null);
             if (r.GetValue(limit) is int n && n < dataset.Count) dataset = dataset.With(dataset.Samples.Take(n).ToList());
@@ -61,7 +63,7 @@ public static class EvalCommand
             {
                 var result = new
                 {
-                    model = path, data = dataset.Source, images = s.Images, skipped = s.Skipped, saturation = colorizer.Saturation,
+                    model = path, data = dataset.Source, images = s.Images, skipped = s.Skipped, saturation = colorizer.Saturation, average_mirrored = colorizer.AverageMirrored,
                     psnr = s.Psnr, gray_psnr = s.GrayPsnr, ab_rmse = s.AbRmse, gray_ab_rmse = s.GrayAbRmse,
                     colourfulness = s.Colourfulness, original_colourfulness = s.OriginalColourfulness, top1 = s.Top1, top5 = s.Top5,
                     report = reportDir is null ? null : Path.Combine(reportDir, "index.html"),

@@ -179,6 +179,7 @@ public sealed class Colorizer : IDisposable
                 Saturation = saturation ?? ModelFile.SaturationFromMetadata(metadata, name),
                 MaxWorkingPixels = maxWorkingPixels,
                 MinWorkingSide = ModelFile.MinWorkingSideFromMetadata(metadata, name),
+                AverageMirrored = ModelFile.AverageMirroredFromMetadata(metadata, name),
             };
         }
         catch
@@ -221,6 +222,16 @@ public sealed class Colorizer : IDisposable
         init => field = value >= 0 && value <= ModelFile.MaxMinWorkingSide ? value
             : throw new ArgumentOutOfRangeException(nameof(MinWorkingSide), value, $"minimum working side must be between 0 and {ModelFile.MaxMinWorkingSide}");
     }
+
+    /// <summary>
+    /// Average the prediction with that of the photo mirrored left-right (mirrored back): two network
+    /// passes, so inference takes about twice as long. A mirrored photo is as plausible as the
+    /// original, so the two predictions err differently and their mean is more accurate. On all 892
+    /// validation photos (2026-12-06, a checkpoint of the default model's run at step 14,000,
+    /// saturation 1) PSNR went from 22.15 to 22.23 dB and a*b* RMSE from 15.04 to 14.89, colourfulness
+    /// from 22.9 to 22.2. Model files carry it as <see cref="ModelFile.AverageMirroredKey"/>.
+    /// </summary>
+    public bool AverageMirrored { get; set; }
 
     /// <summary>
     /// Gain on the predicted a*b* (chroma scaled, hue kept); 1 is the network's own output, as in the
@@ -321,26 +332,51 @@ public sealed class Colorizer : IDisposable
     /// <summary>As <see cref="PredictAb"/>, also returning the scene-class logits of the global path.</summary>
     public (float[] Ab, float[] Logits) Predict(float[] l, int h, int w, float[] globalL, int gh, int gw)
     {
+        lock (_gate)
+        {
+            var (result, logits) = PredictOnce(l, h, w, ReferenceEquals(globalL, l) ? null : globalL, gh, gw);
+            if (AverageMirrored)
+            {
+                // The same photo mirrored left-right (both paths), its prediction mirrored back, and the two averaged.
+                var mirrored = Mirror(l, 1, h, w);
+                var (other, _) = PredictOnce(mirrored, h, w, ReferenceEquals(globalL, l) ? null : Mirror(globalL, 1, gh, gw), gh, gw);
+                other = Mirror(other, 2, h, w);
+                for (int i = 0; i < result.Length; i++) result[i] = 0.5f * (result[i] + other[i]);
+            }
+            NetworkEncoding.DecodeAb(result, Saturation);
+            return (result, logits);
+        }
+    }
+
+    /// <summary>One network pass: the sigmoid outputs [2,H,W] resized to the full image, and the logits.</summary>
+    (float[] AbNormalized, float[] Logits) PredictOnce(float[] l, int h, int w, float[]? globalL, int gh, int gw)
+    {
         (int wh, int ww) = WorkingSize(h, w, MaxWorkingPixels, MinWorkingSide);
         int s = Network.Config.InputSize;
         var device = Network.Device;
-        lock (_gate)
-        {
-            using var full = device.FromArray(Encode(l), 1, 1, h, w);
-            using var local = device.Zeros(1, 1, wh, ww);
-            BilinearResize.Forward(full, local);
-            using var globalFull = ReferenceEquals(globalL, l) ? null : device.FromArray(Encode(globalL), 1, 1, gh, gw);
-            using var global = device.Zeros(1, 1, s, s);
-            BilinearResize.Forward(globalFull ?? full, global);
+        using var full = device.FromArray(Encode(l), 1, 1, h, w);
+        using var local = device.Zeros(1, 1, wh, ww);
+        BilinearResize.Forward(full, local);
+        using var globalFull = globalL is null ? null : device.FromArray(Encode(globalL), 1, 1, gh, gw);
+        using var global = device.Zeros(1, 1, s, s);
+        BilinearResize.Forward(globalFull ?? full, global);
 
-            var (abNorm, logits) = Network.Forward(local, global, training: false);
-            // sigmoid output s -> a*, b* = 100 (2s - 1) (times the saturation gain), resized to the full image.
-            using var abFull = device.Zeros(1, 2, h, w);
-            BilinearResize.Forward(abNorm, abFull);
-            var result = abFull.ToArray();
-            NetworkEncoding.DecodeAb(result, Saturation);
-            return (result, logits.ToArray());
+        var (abNorm, logits) = Network.Forward(local, global, training: false);
+        using var abFull = device.Zeros(1, 2, h, w);
+        BilinearResize.Forward(abNorm, abFull);
+        return (abFull.ToArray(), logits.ToArray());
+    }
+
+    /// <summary>Planes [C,H,W] mirrored left-right.</summary>
+    static float[] Mirror(float[] planes, int channels, int h, int w)
+    {
+        var r = new float[planes.Length];
+        for (int row = 0; row < channels * h; row++)
+        {
+            planes.AsSpan(row * w, w).CopyTo(r.AsSpan(row * w, w));
+            r.AsSpan(row * w, w).Reverse();
         }
+        return r;
     }
 
     /// <summary>

@@ -26,6 +26,12 @@ public static class ModelFile
     /// </summary>
     public const string MinWorkingSideKey = "working_min_side";
 
+    /// <summary>
+    /// Optional metadata key: "true" to average each prediction with that of the mirrored photo
+    /// (<see cref="Colorizer.AverageMirrored"/>); absent = false.
+    /// </summary>
+    public const string AverageMirroredKey = "average_mirrored";
+
     /// <summary>Largest accepted <see cref="MinWorkingSideKey"/> value.</summary>
     public const int MaxMinWorkingSide = 4096;
 
@@ -106,6 +112,7 @@ public static class ModelFile
         int input = meta.TryGetValue("input_size", out var s) ? ParseInt(file, "input_size", s) : 224;
         SaturationFromMetadata(meta, file); // checked here so that a bad value fails every load, not only colorizing
         MinWorkingSideFromMetadata(meta, file);
+        AverageMirroredFromMetadata(meta, file);
         var config = new ColorizerConfig(width, classes, fusion, input);
         try { config.Validate(); }
         catch (ArgumentException e) { throw new ModelFileException(file, "invalid configuration: " + e.Message); }
@@ -120,6 +127,18 @@ public static class ModelFile
         if (!IsValidSaturation(s))
             throw new ModelFileException(file, $"metadata '{SaturationKey}' is {text}; it must be between 0 and {MaxSaturation}");
         return (float)s;
+    }
+
+    /// <summary>Whether a model's metadata asks for mirror averaging (false when absent; "true" or "false" otherwise).</summary>
+    public static bool AverageMirroredFromMetadata(IReadOnlyDictionary<string, string> meta, string file)
+    {
+        if (!meta.TryGetValue(AverageMirroredKey, out var text)) return false;
+        return text switch
+        {
+            "true" => true,
+            "false" => false,
+            _ => throw new ModelFileException(file, $"metadata '{AverageMirroredKey}' is '{text}'; it must be true or false"),
+        };
     }
 
     /// <summary>The local path's minimum working side stored in a model's metadata (0 when absent), checked to be in [0, <see cref="MaxMinWorkingSide"/>].</summary>

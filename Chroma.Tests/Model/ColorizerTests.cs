@@ -187,6 +187,34 @@ public sealed class ColorizerTests(ITestOutputHelper output)
         Assert.Equal((eh, ew), Colorizer.WorkingSize(h, w, maxPixels, minSide));
 
     [Fact]
+    public void Mirror_averaging_is_the_mean_of_the_prediction_and_the_mirrored_prediction_mirrored_back()
+    {
+        using var colorizer = RandomColorizer(maxWorkingPixels: 1_500_000);
+        const int h = 24, w = 40;
+        var rng = new Random(12);
+        var l = Enumerable.Range(0, h * w).Select(_ => (float)(rng.NextDouble() * 100)).ToArray();
+        var mirrored = new float[h * w];
+        for (int y = 0; y < h; y++) for (int x = 0; x < w; x++) mirrored[y * w + x] = l[y * w + (w - 1 - x)];
+
+        var plain = colorizer.PredictAb(l, h, w, l, h, w);
+        var ofMirrored = colorizer.PredictAb(mirrored, h, w, mirrored, h, w);
+        colorizer.AverageMirrored = true;
+        var averaged = colorizer.PredictAb(l, h, w, l, h, w);
+        double maxDiff = 0, moved = 0;
+        for (int c = 0; c < 2; c++)
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                {
+                    int i = c * h * w + y * w + x;
+                    double expected = 0.5 * ((double)plain[i] + ofMirrored[c * h * w + y * w + (w - 1 - x)]);
+                    maxDiff = Math.Max(maxDiff, Math.Abs(averaged[i] - expected));
+                    moved = Math.Max(moved, Math.Abs(averaged[i] - plain[i]));
+                }
+        Assert.True(maxDiff < 1e-3, $"averaged prediction differs from the mean by {maxDiff}");
+        Assert.True(moved > 1e-3, "mirror averaging changed nothing: the test would not see it");
+    }
+
+    [Fact]
     public void Minimum_working_side_comes_from_the_model_file_and_is_checked()
     {
         using var network = new ColorizationNetwork(new ColorizerConfig(0.0625, 3, 1, 64), CpuDevice.Instance, seed: 1);
@@ -194,12 +222,19 @@ public sealed class ColorizerTests(ITestOutputHelper output)
         try
         {
             string good = Path.Combine(dir, "good.safetensors"), bad = Path.Combine(dir, "bad.safetensors");
-            ModelFile.Save(network, good, extraMetadata: new Dictionary<string, string> { [ModelFile.MinWorkingSideKey] = "256" });
+            ModelFile.Save(network, good, extraMetadata: new Dictionary<string, string> { [ModelFile.MinWorkingSideKey] = "256", [ModelFile.AverageMirroredKey] = "true" });
             ModelFile.Save(network, bad, extraMetadata: new Dictionary<string, string> { [ModelFile.MinWorkingSideKey] = "-3" });
-            using (var colorizer = Colorizer.Load(good, CpuDevice.Instance)) Assert.Equal(256, colorizer.MinWorkingSide);
+            using (var colorizer = Colorizer.Load(good, CpuDevice.Instance))
+            {
+                Assert.Equal(256, colorizer.MinWorkingSide);
+                Assert.True(colorizer.AverageMirrored);
+            }
             var e = Assert.Throws<ModelFileException>(() => Colorizer.Load(bad, CpuDevice.Instance));
             Assert.Contains("working_min_side", e.Message);
             Assert.Contains("bad.safetensors", e.Message);
+            ModelFile.Save(network, bad, extraMetadata: new Dictionary<string, string> { [ModelFile.AverageMirroredKey] = "yes" });
+            e = Assert.Throws<ModelFileException>(() => Colorizer.Load(bad, CpuDevice.Instance));
+            Assert.Contains("average_mirrored", e.Message);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
