@@ -15,8 +15,12 @@ namespace Chroma.Kernels;
 //
 // With G groups each is G independent products of a G-th of the channels (Cin, Cout above read
 // Cin/G, Cout/G), one per grid z slice (z = group * splits + split): the index maps add the group's
-// first channel. Dilation only scales the kernel taps in the maps (u*dil, v*dil). G = 1, dilation 1
-// is the product above, unchanged.
+// first channel. Dilation only scales the kernel taps in the maps (u*dil, v*dil). Those take
+// GeneralImplicitGemmKernel; dilation 1 with one group (every layer of the paper's network) keeps
+// ImplicitGemmKernel, the same body with group 0 and dilation 1 as constants, which ILGPU folds away:
+// its register use is what it was before dilation and groups (ptxas 12.4: 48 registers for sm_80,
+// 40 for sm_90; the general kernel keeps the group index and takes 48 for both, which at 256 threads
+// a group would fit 5 groups per SM instead of 6 on sm_90).
 //
 // The kernel is the 4 x 4 register-tiled SIMT product of Gemm.TiledKernel (S x S threads, a
 // (4S) x (4S) tile, TileK-deep shared-memory stages), with the operand loads and the store
@@ -90,13 +94,16 @@ public static partial class Conv2d
         long mn = (long)m * n * groups;   // every group's C
         var (splits, depth) = Gemm.PlanSplitK(tiles, fill, k, mn);
         long work = mn * k;
-        var product = new LaunchPlan(nameof(Conv2d) + "." + nameof(ImplicitGemmKernel),
+        var product = new LaunchPlan(nameof(Conv2d) + "." + (IsPlain(s) ? nameof(ImplicitGemmKernel) : nameof(GeneralImplicitGemmKernel)),
             new Index3D((n + tileSize - 1) / tileSize, (m + tileSize - 1) / tileSize, groups * splits), new Index3D(side, side, 1), work);
         LaunchPlan? reduce = splits > 1
             ? new LaunchPlan(nameof(Conv2d) + "." + nameof(ReduceKernel), new Index3D((int)mn, 1, 1), default, mn * splits)
             : null;
         return new GpuPlan(mode, product, reduce, side, splits, depth);
     }
+
+    /// <summary>Dilation 1 and one group: the product <see cref="ImplicitGemmKernel"/> computes.</summary>
+    static bool IsPlain(in ConvArgs s) => s.Dilation == 1 && s.Groups == 1;
 
     /// <summary>Plans the bias gradient db[o] += sum over n, i, j of dy[n, o, i, j].</summary>
     public static GpuBiasPlan PlanGpuBias(GpuTarget target, in ConvArgs s)
@@ -138,7 +145,8 @@ public static partial class Conv2d
         if (m == 0 || n == 0) return;
         var args = new GemmArgs(s, (int)plan.Mode, m, n, k, plan.SplitDepth, plan.Splits, hasBias ? 1 : 0, relu ? 1 : 0, s.GroupCin, s.GroupCout);
         var config = new KernelConfig(plan.Product.Grid, plan.Product.Group);
-        var kernel = gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(ImplicitGemmKernel);
+        var kernel = gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(
+            IsPlain(s) ? ImplicitGemmKernel : GeneralImplicitGemmKernel);
         gpu.Launching(plan.Product);
         if (plan.Splits == 1) { kernel(config, args, a, b, output, bias); return; }
         long mn = (long)m * n * s.Groups;
@@ -160,12 +168,26 @@ public static partial class Conv2d
     }
 
     /// <summary>
+    /// The product of a convolution with dilation 1 and one group: <see cref="ImplicitGemm"/> with those as
+    /// constants. Group (S, S) at grid (x, y, z) computes the (4S) x (4S) tile of C at rows y*4S, columns x*4S,
+    /// over depths [z*SplitDepth, +SplitDepth).
+    /// </summary>
+    static void ImplicitGemmKernel(GemmArgs g, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output, ArrayView<float> bias) =>
+        ImplicitGemm(g, a, b, output, bias, general: false);
+
+    /// <summary>The product of a convolution with any dilation and groups (<see cref="ImplicitGemm"/>).</summary>
+    static void GeneralImplicitGemmKernel(GemmArgs g, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output, ArrayView<float> bias) =>
+        ImplicitGemm(g, a, b, output, bias, general: true);
+
+    /// <summary>
     /// Group (S, S) at grid (x, y, z) computes the (4S) x (4S) tile of channel group z / splits's C at rows
     /// y*4S, columns x*4S, over depths [(z % splits)*SplitDepth, +SplitDepth): with one split it stores through
     /// the mode's map, else it writes the raw partial to output[z, M, N] for <see cref="ReduceKernel"/>.
     /// Thread (tx, ty) owns rows ty + r*S and columns tx + c*S (r, c &lt; 4), as in Gemm.TiledKernel.
+    /// <paramref name="general"/> is a constant in each kernel: false makes the group 0 and the dilation 1,
+    /// and ILGPU's inlining and constant folding leave the plain product.
     /// </summary>
-    static void ImplicitGemmKernel(GemmArgs g, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output, ArrayView<float> bias)
+    static void ImplicitGemm(GemmArgs g, ArrayView<float> a, ArrayView<float> b, ArrayView<float> output, ArrayView<float> bias, bool general)
     {
         int tx = Group.IdxX, ty = Group.IdxY, side = Group.DimX;
         int tile = side * ThreadTile, stride = tile + 1;
@@ -177,7 +199,8 @@ public static partial class Conv2d
         float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
         float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
 
-        int grp = Grid.IdxZ / g.Splits;   // channel group (0 without groups)
+        int grp = general ? Grid.IdxZ / g.Splits : 0;   // channel group
+        int dil = general ? g.S.Dilation : 1;
         int kBegin = (Grid.IdxZ - grp * g.Splits) * g.SplitDepth, kEnd = XMath.Min(g.K, kBegin + g.SplitDepth);
         for (int p0 = kBegin; p0 < kEnd; p0 += TileK)
         {
@@ -196,7 +219,7 @@ public static partial class Conv2d
                 if (g.Mode == (int)GpuMode.WeightGradient) { j = e / TileK; p = e - j * TileK; }
                 else { p = e / tile; j = e - p * tile; }
                 int gj = col0 + j, gp = p0 + p;
-                bTile[p * stride + j] = gj < g.N && gp < kEnd ? LoadB(g, b, grp, gp, gj) : 0f;
+                bTile[p * stride + j] = gj < g.N && gp < kEnd ? LoadB(g, b, grp, dil, gp, gj) : 0f;
             }
             Group.Barrier();
 
@@ -274,14 +297,14 @@ public static partial class Conv2d
     /// rows(dy)[(o, u, v), (n, y, x)] = dy[n, o0 + o, (y + pad - u*dil) / stride, (x + pad - v*dil) / stride] where
     /// that divides exactly and lies inside, else 0. Weight gradient: cols_g(x)^T[(n, i, j), (c, u, v)].
     /// </summary>
-    static float LoadB(GemmArgs g, ArrayView<float> b, int grp, int p, int j)
+    static float LoadB(GemmArgs g, ArrayView<float> b, int grp, int dil, int p, int j)
     {
         var s = g.S;
         if (g.Mode == (int)GpuMode.InputGradient)
         {
             int kk = s.K * s.K, o = p / kk, uv = p - o * kk, u = uv / s.K, v = uv - u * s.K;
             int n = j / s.HW, q = j - n * s.HW, py = q / s.W, px = q - py * s.W;
-            int ty = py + s.Pad - u * s.Dilation, tx = px + s.Pad - v * s.Dilation;
+            int ty = py + s.Pad - u * dil, tx = px + s.Pad - v * dil;
             if (ty < 0 || tx < 0) return 0f;
             int oy = ty / s.Stride, ox = tx / s.Stride;
             if (oy * s.Stride != ty || ox * s.Stride != tx || oy >= s.Ho || ox >= s.Wo) return 0f;
@@ -289,18 +312,18 @@ public static partial class Conv2d
         }
         int row = p, col = j;
         if (g.Mode == (int)GpuMode.WeightGradient) { row = j; col = p; }
-        return ColumnValue(s, b, grp * g.GroupCin, row, col);
+        return ColumnValue(s, b, grp * g.GroupCin, dil, row, col);
     }
 
     /// <summary>
     /// cols_g(x)[(c, u, v), (n, i, j)] = x[n, c0 + c, i*stride - pad + u*dil, j*stride - pad + v*dil], 0 in the padding
     /// (c0: the group's first input channel).
     /// </summary>
-    static float ColumnValue(ConvArgs s, ArrayView<float> x, int c0, int row, int col)
+    static float ColumnValue(ConvArgs s, ArrayView<float> x, int c0, int dil, int row, int col)
     {
         int kk = s.K * s.K, c = row / kk, uv = row - c * kk, u = uv / s.K, v = uv - u * s.K;
         int n = col / s.HoWo, q = col - n * s.HoWo, i = q / s.Wo, j = q - i * s.Wo;
-        int iy = i * s.Stride - s.Pad + u * s.Dilation, ix = j * s.Stride - s.Pad + v * s.Dilation;
+        int iy = i * s.Stride - s.Pad + u * dil, ix = j * s.Stride - s.Pad + v * dil;
         if (iy < 0 || iy >= s.H || ix < 0 || ix >= s.W) return 0f;
         return x[(((long)n * s.Cin + c0 + c) * s.H + iy) * s.W + ix];
     }

@@ -87,6 +87,10 @@ public sealed class SplitKernelTests
         {
             var plan = Conv2d.PlanGpu(wide, Args(c), mode);
             Assert.True(plan.Splits > 1, $"{name} {mode}: plan {plan} does not split");
+            // Dilation 1 with one group keeps the plain kernel; the rest take the general one, grid z = groups x splits.
+            bool plain = c.Dilation == 1 && c.Groups == 1;
+            Assert.Equal(plain ? "Conv2d.ImplicitGemmKernel" : "Conv2d.GeneralImplicitGemmKernel", plan.Product.Kernel);
+            Assert.Equal(c.Groups * plan.Splits, plan.Product.Grid.Z);
         }
         // The bias gradient splits where there are values enough (at least 4 per thread of each group).
         if (name == "k3s1p1") Assert.True(Conv2d.PlanGpuBias(wide, Args(c)).Splits > 1, $"{name}: the bias gradient does not split");
