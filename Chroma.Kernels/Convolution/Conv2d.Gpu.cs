@@ -19,8 +19,8 @@ namespace Chroma.Kernels;
 // GeneralImplicitGemmKernel; dilation 1 with one group (every layer of the paper's network) keeps
 // ImplicitGemmKernel, the same body with group 0 and dilation 1 as constants, which ILGPU folds away:
 // its register use is what it was before dilation and groups (ptxas 12.4: 48 registers for sm_80,
-// 40 for sm_90; the general kernel keeps the group index and takes 48 for both, which at 256 threads
-// a group would fit 5 groups per SM instead of 6 on sm_90).
+// 40 for sm_90). The general kernel keeps the group index and takes 48 for both: on sm_90, at 256
+// threads a group, that leaves room for 5 resident groups per SM where 40 registers leave 6.
 //
 // The kernel is the 4 x 4 register-tiled SIMT product of Gemm.TiledKernel (S x S threads, a
 // (4S) x (4S) tile, TileK-deep shared-memory stages), with the operand loads and the store
