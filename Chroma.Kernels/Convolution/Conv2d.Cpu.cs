@@ -40,47 +40,51 @@ public static partial class Conv2d
         float[] xa = x.HostArray, wa = w.HostArray, ya = y.HostArray;
         float[]? ba = b?.HostArray;
         int bOff = b?.Offset ?? 0;
-        // cols [Ckk, images*rows*Wo]; product [Cout, images*HoWo] when several images share a chunk
+        // cols [Ckk, images*rows*Wo] of one group; product [Cout/G, images*HoWo] when several images share a chunk
         float[]? cols = null, product = null;
         try
         {
             for (int n0 = 0; n0 < s.N; n0 += images)
                 for (int r0 = 0; r0 < s.Ho; r0 += rows)
-                {
-                    var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0) };
-                    // The column matrix B of the product, as (array, offset, leading dimension).
-                    float[] colArr; int colOff, colLd;
-                    if (c.IsPointwise && c.Images == 1)
+                    for (int g = 0; g < s.Groups; g++)
                     {
-                        (colArr, colOff, colLd) = (xa, x.Offset + c.Image0 * c.Cin * c.HW + c.Row0 * c.W, c.HW);
-                    }
-                    else
-                    {
-                        cols = Rent(cols, c.Ckk * c.Width);
-                        Im2Col(c, xa, x.Offset, cols);
-                        (colArr, colOff, colLd) = (cols, 0, c.Width);
-                    }
+                        // One group's sub-problem (G = 1: the whole convolution): y[:, group g] = W_g * cols_g(x).
+                        var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0), Group = g };
+                        // The column matrix B of the product, as (array, offset, leading dimension).
+                        float[] colArr; int colOff, colLd;
+                        if (c.IsPointwise && c.Images == 1)
+                        {
+                            (colArr, colOff, colLd) = (xa, x.Offset + (c.Image0 * c.Cin + c.XChannel0) * c.HW + c.Row0 * c.W, c.HW);
+                        }
+                        else
+                        {
+                            cols = Rent(cols, c.Ckk * c.Width);
+                            Im2Col(c, xa, x.Offset, cols);
+                            (colArr, colOff, colLd) = (cols, 0, c.Width);
+                        }
+                        // W_g [Cout/G, Ckk]: rows YChannel0 .. of w [Cout, Cin/G*K*K]
+                        int wOff = w.Offset + c.YChannel0 * c.Ckk;
 
-                    if (c.Images == 1)
-                    {
-                        // y[n][:, rows] is a [Cout, Rows*Wo] block of the [Cout, HoWo] image: write it in place.
-                        int yOff = y.Offset + c.Image0 * c.Cout * c.HoWo + c.Row0 * c.Wo;
-                        Gemm.Cpu(false, false, c.Cout, c.Width, c.Ckk, 1f, wa, w.Offset, c.Ckk, colArr, colOff, colLd, 0f, ya, yOff, c.HoWo);
-                        if (ba is not null || relu)
-                            for (int o = 0; o < c.Cout; o++)
-                            {
-                                var row = ya.AsSpan(yOff + o * c.HoWo, c.ChunkPixels);
-                                if (ba is not null) TensorPrimitives.Add(row, ba[bOff + o], row);
-                                if (relu) TensorPrimitives.Max(row, 0f, row);
-                            }
+                        if (c.Images == 1)
+                        {
+                            // y[n][group g, rows] is a [Cout/G, Rows*Wo] block of the [Cout, HoWo] image: write it in place.
+                            int yOff = y.Offset + (c.Image0 * c.Cout + c.YChannel0) * c.HoWo + c.Row0 * c.Wo;
+                            Gemm.Cpu(false, false, c.GroupCout, c.Width, c.Ckk, 1f, wa, wOff, c.Ckk, colArr, colOff, colLd, 0f, ya, yOff, c.HoWo);
+                            if (ba is not null || relu)
+                                for (int o = 0; o < c.GroupCout; o++)
+                                {
+                                    var row = ya.AsSpan(yOff + o * c.HoWo, c.ChunkPixels);
+                                    if (ba is not null) TensorPrimitives.Add(row, ba[bOff + c.YChannel0 + o], row);
+                                    if (relu) TensorPrimitives.Max(row, 0f, row);
+                                }
+                        }
+                        else
+                        {
+                            product = Rent(product, c.GroupCout * c.Width);
+                            Gemm.Cpu(false, false, c.GroupCout, c.Width, c.Ckk, 1f, wa, wOff, c.Ckk, colArr, colOff, colLd, 0f, product, 0, c.Width);
+                            ScatterOutput(c, product, ya, y.Offset, ba, bOff, relu);
+                        }
                     }
-                    else
-                    {
-                        product = Rent(product, c.Cout * c.Width);
-                        Gemm.Cpu(false, false, c.Cout, c.Width, c.Ckk, 1f, wa, w.Offset, c.Ckk, colArr, colOff, colLd, 0f, product, 0, c.Width);
-                        ScatterOutput(c, product, ya, y.Offset, ba, bOff, relu);
-                    }
-                }
         }
         finally
         {
@@ -105,49 +109,51 @@ public static partial class Conv2d
         if (db is not null) BiasGradientCpu(s, dy, db);
         var (images, rows) = s.IsPointwise && s.HoWo >= CpuMinColumns ? (1, s.Ho) : PlanChunks(s, CpuColumnBudget, CpuMinColumns);
         float[] xa = x.HostArray, wa = w.HostArray, dya = dy.HostArray, dwa = dw.HostArray;
-        // cols [Ckk, Width] (reused for dcols once dW has been accumulated); gathered dY [Cout, Width]
+        // cols [Ckk, Width] of one group (reused for dcols once dW has been accumulated); gathered dY [Cout/G, Width]
         float[]? cols = null, gathered = null;
         try
         {
             for (int n0 = 0; n0 < s.N; n0 += images)
                 for (int r0 = 0; r0 < s.Ho; r0 += rows)
-                {
-                    var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0) };
-                    bool direct = c.IsPointwise && c.Images == 1;
-                    int xChunk = x.Offset + c.Image0 * c.Cin * c.HW + c.Row0 * c.W;
-
-                    float[] colArr; int colOff, colLd;
-                    if (direct) (colArr, colOff, colLd) = (xa, xChunk, c.HW);
-                    else
+                    for (int g = 0; g < s.Groups; g++)
                     {
-                        cols = Rent(cols, c.Ckk * c.Width);
-                        Im2Col(c, xa, x.Offset, cols);
-                        (colArr, colOff, colLd) = (cols, 0, c.Width);
-                    }
+                        var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0), Group = g };
+                        bool direct = c.IsPointwise && c.Images == 1;
+                        int xChunk = x.Offset + (c.Image0 * c.Cin + c.XChannel0) * c.HW + c.Row0 * c.W;
 
-                    // dY of the chunk as a [Cout, Width] matrix.
-                    float[] dyArr; int dyOff, dyLd;
-                    if (c.Images == 1) (dyArr, dyOff, dyLd) = (dya, dy.Offset + c.Image0 * c.Cout * c.HoWo + c.Row0 * c.Wo, c.HoWo);
-                    else
-                    {
-                        gathered = Rent(gathered, c.Cout * c.Width);
-                        GatherOutputGradient(c, dya, dy.Offset, gathered);
-                        (dyArr, dyOff, dyLd) = (gathered, 0, c.Width);
-                    }
+                        float[] colArr; int colOff, colLd;
+                        if (direct) (colArr, colOff, colLd) = (xa, xChunk, c.HW);
+                        else
+                        {
+                            cols = Rent(cols, c.Ckk * c.Width);
+                            Im2Col(c, xa, x.Offset, cols);
+                            (colArr, colOff, colLd) = (cols, 0, c.Width);
+                        }
 
-                    // dW [Cout, Ckk] += dY [Cout, Width] * cols^T
-                    Gemm.Cpu(false, true, c.Cout, c.Ckk, c.Width, 1f, dyArr, dyOff, dyLd, colArr, colOff, colLd, 1f, dwa, dw.Offset, c.Ckk);
+                        // dY of the chunk's group as a [Cout/G, Width] matrix.
+                        float[] dyArr; int dyOff, dyLd;
+                        if (c.Images == 1) (dyArr, dyOff, dyLd) = (dya, dy.Offset + (c.Image0 * c.Cout + c.YChannel0) * c.HoWo + c.Row0 * c.Wo, c.HoWo);
+                        else
+                        {
+                            gathered = Rent(gathered, c.GroupCout * c.Width);
+                            GatherOutputGradient(c, dya, dy.Offset, gathered);
+                            (dyArr, dyOff, dyLd) = (gathered, 0, c.Width);
+                        }
 
-                    if (dx is null) continue;
-                    // dcols [Ckk, Width] = W^T * dY; a direct pointwise chunk's dcols is dx[n] itself.
-                    if (direct)
-                        Gemm.Cpu(true, false, c.Ckk, c.Width, c.Cout, 1f, wa, w.Offset, c.Ckk, dyArr, dyOff, dyLd, 1f, dx.HostArray, dx.Offset + (xChunk - x.Offset), c.HW);
-                    else
-                    {
-                        Gemm.Cpu(true, false, c.Ckk, c.Width, c.Cout, 1f, wa, w.Offset, c.Ckk, dyArr, dyOff, dyLd, 0f, cols!, 0, c.Width);
-                        Col2Im(c, cols!, dx.HostArray, dx.Offset);
+                        // dW_g [Cout/G, Ckk] += dY [Cout/G, Width] * cols^T: rows YChannel0 .. of dw, as W_g of w.
+                        int wRows = c.YChannel0 * c.Ckk;
+                        Gemm.Cpu(false, true, c.GroupCout, c.Ckk, c.Width, 1f, dyArr, dyOff, dyLd, colArr, colOff, colLd, 1f, dwa, dw.Offset + wRows, c.Ckk);
+
+                        if (dx is null) continue;
+                        // dcols [Ckk, Width] = W_g^T * dY; a direct pointwise chunk's dcols is dx[n, group g] itself.
+                        if (direct)
+                            Gemm.Cpu(true, false, c.Ckk, c.Width, c.GroupCout, 1f, wa, w.Offset + wRows, c.Ckk, dyArr, dyOff, dyLd, 1f, dx.HostArray, dx.Offset + (xChunk - x.Offset), c.HW);
+                        else
+                        {
+                            Gemm.Cpu(true, false, c.Ckk, c.Width, c.GroupCout, 1f, wa, w.Offset + wRows, c.Ckk, dyArr, dyOff, dyLd, 0f, cols!, 0, c.Width);
+                            Col2Im(c, cols!, dx.HostArray, dx.Offset);
+                        }
                     }
-                }
         }
         finally
         {
@@ -171,20 +177,21 @@ public static partial class Conv2d
     }
 
     /// <summary>
-    /// Fills cols [Ckk, Width] for the chunk: row (c, u, v), column (image, i, j) holds
-    /// x[Image0 + image, c, i*stride - pad + u, j*stride - pad + v] (0 in the padding).
-    /// One task per (image, channel, kernel row u), so even a one-channel input keeps every core
+    /// Fills cols [Ckk, Width] for the chunk's group: row (c, u, v), column (image, i, j) holds
+    /// x[Image0 + image, XChannel0 + c, i*stride - pad + u*dil, j*stride - pad + v*dil] (0 in the padding).
+    /// One task per (image, channel of the group, kernel row u), so even a one-channel input keeps every core
     /// busy; each writes K*Rows runs of Wo floats.
     /// </summary>
     static unsafe void Im2Col(ConvArgs c, float[] x, int xOffset, float[] cols)
     {
-        For(c.Images * c.Cin * c.K, (long)c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        int gcin = c.GroupCin;
+        For(c.Images * gcin * c.K, (long)c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int u = task % c.K, plane = task / c.K;
-            int img = plane / c.Cin, ch = plane % c.Cin;
+            int img = plane / gcin, ch = plane % gcin;
             fixed (float* xBase = x, colBase = cols)
             {
-                float* src = xBase + xOffset + (long)((c.Image0 + img) * c.Cin + ch) * c.HW;
+                float* src = xBase + xOffset + (long)((c.Image0 + img) * c.Cin + c.XChannel0 + ch) * c.HW;
                 for (int v = 0; v < c.K; v++)
                 {
                     var (lo, hi) = ValidColumns(c, v);
@@ -193,11 +200,11 @@ public static partial class Conv2d
                     for (int i = 0; i < c.Rows; i++)
                     {
                         float* line = dst + (long)i * c.Wo;
-                        int iy = (c.Row0 + i) * c.Stride - c.Pad + u;
+                        int iy = (c.Row0 + i) * c.Stride - c.Pad + u * c.Dilation;
                         if (iy < 0 || iy >= c.H || hi <= lo) { new Span<float>(line, c.Wo).Clear(); continue; }
                         if (lo > 0) new Span<float>(line, lo).Clear();
                         if (hi < c.Wo) new Span<float>(line + hi, c.Wo - hi).Clear();
-                        int ix0 = lo * c.Stride - c.Pad + v;
+                        int ix0 = lo * c.Stride - c.Pad + v * c.Dilation;
                         float* s = src + (long)iy * c.W + ix0;
                         if (c.Stride == 1) new ReadOnlySpan<float>(s, hi - lo).CopyTo(new Span<float>(line + lo, hi - lo));
                         else StridedCopy(s, c.Stride, line + lo, hi - lo, c.W - ix0);
@@ -227,14 +234,16 @@ public static partial class Conv2d
 
     /// <summary>
     /// The inverse scatter of <see cref="Im2Col"/>: adds every entry of dcols [Ckk, Width] into the
-    /// dx pixel it was read from. One task per (image, channel), so no two tasks touch the same pixel.
+    /// dx pixel it was read from (channels of the chunk's group). One task per (image, channel), so no two
+    /// tasks touch the same pixel.
     /// </summary>
     static unsafe void Col2Im(ConvArgs c, float[] dcols, float[] dx, int dxOffset)
     {
-        For(c.Images * c.Cin, (long)c.K * c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        int gcin = c.GroupCin;
+        For(c.Images * gcin, (long)c.K * c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
-            int img = task / c.Cin, ch = task % c.Cin;
-            var plane = dx.AsSpan(dxOffset + ((c.Image0 + img) * c.Cin + ch) * c.HW, c.HW);
+            int img = task / gcin, ch = task % gcin;
+            var plane = dx.AsSpan(dxOffset + ((c.Image0 + img) * c.Cin + c.XChannel0 + ch) * c.HW, c.HW);
             for (int u = 0; u < c.K; u++)
                 for (int v = 0; v < c.K; v++)
                 {
@@ -244,11 +253,11 @@ public static partial class Conv2d
                     var src = dcols.AsSpan(row * c.Width + img * c.ChunkPixels, c.ChunkPixels);
                     for (int i = 0; i < c.Rows; i++)
                     {
-                        int iy = (c.Row0 + i) * c.Stride - c.Pad + u;
+                        int iy = (c.Row0 + i) * c.Stride - c.Pad + u * c.Dilation;
                         if (iy < 0 || iy >= c.H) continue;
                         var line = src.Slice(i * c.Wo + lo, hi - lo);
                         var dst = plane.Slice(iy * c.W);
-                        int ix0 = lo * c.Stride - c.Pad + v;
+                        int ix0 = lo * c.Stride - c.Pad + v * c.Dilation;
                         if (c.Stride == 1)
                         {
                             var d = dst.Slice(ix0, hi - lo);
@@ -265,34 +274,40 @@ public static partial class Conv2d
     /// <summary>Output columns [lo, hi) whose kernel column <paramref name="v"/> lands inside the image (the rest read padding).</summary>
     static (int Lo, int Hi) ValidColumns(in ConvArgs c, int v)
     {
-        // j*stride - pad + v >= 0  and  j*stride - pad + v <= W - 1
-        int first = c.Pad - v, last = c.W - 1 + c.Pad - v;
+        // j*stride - pad + v*dil >= 0  and  j*stride - pad + v*dil <= W - 1
+        int tap = v * c.Dilation;
+        int first = c.Pad - tap, last = c.W - 1 + c.Pad - tap;
         int lo = first <= 0 ? 0 : (first + c.Stride - 1) / c.Stride;
         int hi = last < 0 ? 0 : Math.Min(c.Wo, last / c.Stride + 1);
         return (Math.Min(lo, c.Wo), hi);
     }
 
-    /// <summary>y[Image0 + g, o, :] = product[o, g*HoWo ..] + b[o] (then ReLU) for a chunk of whole images.</summary>
+    /// <summary>
+    /// y[Image0 + m, YChannel0 + o, :] = product[o, m*HoWo ..] + b[YChannel0 + o] (then ReLU) for a chunk of whole
+    /// images: product [Cout/G, Width] is the chunk group's output.
+    /// </summary>
     static void ScatterOutput(ConvArgs c, float[] product, float[] y, int yOffset, float[]? bias, int biasOffset, bool relu)
     {
-        For(c.Images * c.Cout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        int gcout = c.GroupCout;
+        For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
-            int img = task / c.Cout, o = task % c.Cout;
+            int img = task / gcout, o = task % gcout;
             var src = product.AsSpan(o * c.Width + img * c.HoWo, c.HoWo);
-            var dst = y.AsSpan(yOffset + ((c.Image0 + img) * c.Cout + o) * c.HoWo, c.HoWo);
+            var dst = y.AsSpan(yOffset + ((c.Image0 + img) * c.Cout + c.YChannel0 + o) * c.HoWo, c.HoWo);
             if (bias is null) src.CopyTo(dst);
-            else TensorPrimitives.Add(src, bias[biasOffset + o], dst);
+            else TensorPrimitives.Add(src, bias[biasOffset + c.YChannel0 + o], dst);
             if (relu) TensorPrimitives.Max(dst, 0f, dst);
         });
     }
 
-    /// <summary>gathered[o, g*HoWo ..] = dy[Image0 + g, o, :] for a chunk of whole images.</summary>
+    /// <summary>gathered[o, m*HoWo ..] = dy[Image0 + m, YChannel0 + o, :] for a chunk of whole images: the chunk group's [Cout/G, Width].</summary>
     static void GatherOutputGradient(ConvArgs c, float[] dy, int dyOffset, float[] gathered)
     {
-        For(c.Images * c.Cout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        int gcout = c.GroupCout;
+        For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
-            int img = task / c.Cout, o = task % c.Cout;
-            dy.AsSpan(dyOffset + ((c.Image0 + img) * c.Cout + o) * c.HoWo, c.HoWo).CopyTo(gathered.AsSpan(o * c.Width + img * c.HoWo, c.HoWo));
+            int img = task / gcout, o = task % gcout;
+            dy.AsSpan(dyOffset + ((c.Image0 + img) * c.Cout + c.YChannel0 + o) * c.HoWo, c.HoWo).CopyTo(gathered.AsSpan(o * c.Width + img * c.HoWo, c.HoWo));
         });
     }
 

@@ -36,11 +36,11 @@ public static partial class Conv2d
     /// <summary>How the CPU path computes a convolution.</summary>
     internal enum CpuAlgorithm
     {
-        /// <summary>Column buffer (im2col) and one matrix product per chunk: any kernel, stride, padding (kept as the forward's reference; backward's weight gradient and col2im use it).</summary>
+        /// <summary>Column buffer (im2col) and one matrix product per chunk and group: any kernel, stride, padding, dilation, groups (kept as the forward's reference; backward's weight gradient and col2im use it).</summary>
         Im2colGemm,
-        /// <summary>The same product with the columns gathered straight into the micro-kernel's panels (Conv2d.Direct.cs): any kernel, stride, padding.</summary>
+        /// <summary>The same product with the columns gathered straight into the micro-kernel's panels (Conv2d.Direct.cs): any kernel, stride, padding, dilation, groups.</summary>
         DirectGemm,
-        /// <summary>Winograd F(4x4, 3x3): 3x3 kernels, stride 1, padding 0..2.</summary>
+        /// <summary>Winograd F(4x4, 3x3): 3x3 kernels, stride 1, padding 0..2, dilation 1, one group.</summary>
         Winograd4x4,
     }
 
@@ -66,11 +66,17 @@ public static partial class Conv2d
     /// </summary>
     internal static CpuAlgorithm ChooseCpuAlgorithm(in ConvArgs s)
     {
-        if (s.K == 3 && s.Stride == 1 && s.Pad <= 2
+        if (IsWinogradShape(s)
             && (long)s.N * (9L * s.Ho * s.Wo - 36L * WinoTiles(s.Ho) * WinoTiles(s.Wo)) >= WinogradMinSavingPerPair)
             return CpuAlgorithm.Winograd4x4;
         return (long)s.N * s.HoWo >= DirectMinPixels ? CpuAlgorithm.DirectGemm : CpuAlgorithm.Im2colGemm;
     }
+
+    /// <summary>
+    /// Whether Winograd F(4x4, 3x3) computes this convolution: 3x3, stride 1, padding 0..2, and the
+    /// plain kind (dilation 1, one group: its transforms read whole 6x6 patches of every input channel).
+    /// </summary>
+    static bool IsWinogradShape(in ConvArgs s) => s.K == 3 && s.Stride == 1 && s.Pad <= 2 && s.Dilation == 1 && s.Groups == 1;
 
     /// <summary>
     /// Fewest output pixels (over the batch) for the direct packed product. It streams the packed filters

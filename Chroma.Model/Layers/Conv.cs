@@ -3,8 +3,9 @@ using Chroma.Kernels;
 namespace Chroma.Model.Layers;
 
 /// <summary>
-/// A convolution (square kernel, zero padding that keeps the size at stride 1) with its activation:
-/// batch norm + ReLU, sigmoid, or none. Weights <c>{name}.weight</c> [out, in, k, k] and
+/// A convolution (square kernel, zero padding: by default the padding that keeps the size at stride 1,
+/// dilation (k / 2) for the network's odd kernels; optionally dilated and grouped, as PyTorch's nn.Conv2d)
+/// with its activation: batch norm + ReLU, sigmoid, or none. Weights <c>{name}.weight</c> [out, in/groups, k, k] and
 /// <c>{name}.bias</c> [out]; the batch norm is named separately (e.g. low.conv1 / low.bn1).
 /// In inference mode the batch norm is folded into the convolution's weights (cached until the
 /// parameter store changes) and the ReLU into the convolution's output, so conv + bn + relu is one convolution.
@@ -16,12 +17,21 @@ public sealed class Conv : Layer
     readonly Activation _activation;
     Tensor? _x, _z, _y, _dz, _dx;
 
-    public Conv(ParameterStore store, string name, string? bnName, int inChannels, int outChannels, int kernel, int stride, Activation activation)
+    /// <param name="padding">Zero padding on every side; null (default): "same", dilation * (kernel / 2), which keeps H x W at stride 1 for odd kernels.</param>
+    /// <param name="dilation">Spacing of the kernel's taps (default 1).</param>
+    /// <param name="groups">Channel groups (default 1); must divide <paramref name="inChannels"/> and <paramref name="outChannels"/>.</param>
+    public Conv(ParameterStore store, string name, string? bnName, int inChannels, int outChannels, int kernel, int stride, Activation activation,
+        int? padding = null, int dilation = 1, int groups = 1)
     {
         if (activation == Activation.BnRelu && bnName is null) throw new ArgumentException($"{name}: batch norm needs a name.");
+        if (padding < 0) throw new ArgumentException($"{name}: padding must be at least 0, got {padding}.", nameof(padding));
+        if (dilation < 1) throw new ArgumentException($"{name}: dilation must be at least 1, got {dilation}.", nameof(dilation));
+        if (groups < 1 || inChannels % groups != 0 || outChannels % groups != 0)
+            throw new ArgumentException($"{name}: {groups} groups must divide the {inChannels} input and {outChannels} output channels.", nameof(groups));
         Name = name; InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride;
+        Dilation = dilation; Groups = groups; Padding = padding ?? dilation * (kernel / 2);
         _activation = activation;
-        _weight = store.Parameter($"{name}.weight", ParameterStore.Init.HeNormal, outChannels, inChannels, kernel, kernel);
+        _weight = store.Parameter($"{name}.weight", ParameterStore.Init.HeNormal, outChannels, inChannels / groups, kernel, kernel);
         _bias = store.Parameter($"{name}.bias", ParameterStore.Init.Zeros, outChannels);
         if (activation == Activation.BnRelu) _bn = new BatchNormRelu(store, bnName!, outChannels);
     }
@@ -31,23 +41,26 @@ public sealed class Conv : Layer
     public int OutChannels { get; }
     public int Kernel { get; }
     public int Stride { get; }
-    int Padding => Kernel / 2;
+    /// <summary>Zero padding on every side ("same" unless the constructor was given one).</summary>
+    public int Padding { get; }
+    public int Dilation { get; }
+    public int Groups { get; }
 
-    /// <summary>x [N, in, H, W] -> [N, out, H', W'] with H' = (H + 2p - k) / stride + 1.</summary>
+    /// <summary>x [N, in, H, W] -> [N, out, H', W'] with H' = (H + 2 padding - dilation (k - 1) - 1) / stride + 1.</summary>
     public Tensor Forward(Tensor x, bool training)
     {
         if (x.Rank != 4 || x.Dim(1) != InChannels)
             throw new ArgumentException($"{Name}: expected input [N, {InChannels}, H, W], got {x.ShapeString}.");
         _x = x;
-        int ho = Conv2d.OutputSize(x.Dim(2), Kernel, Stride, Padding), wo = Conv2d.OutputSize(x.Dim(3), Kernel, Stride, Padding);
+        int ho = Conv2d.OutputSize(x.Dim(2), Kernel, Stride, Padding, Dilation), wo = Conv2d.OutputSize(x.Dim(3), Kernel, Stride, Padding, Dilation);
         var z = Ensure(ref _z, x.Device, x.Dim(0), OutChannels, ho, wo);
         if (!training && _bn?.FoldInto(_weight, _bias) is { } folded)
         {
             // Inference: the batch norm lives in the folded weights and the ReLU in the convolution's output pass.
-            Conv2d.Forward(x, folded.Weight, folded.Bias, z, Stride, Padding, relu: true);
+            Conv2d.Forward(x, folded.Weight, folded.Bias, z, Stride, Padding, Dilation, Groups, relu: true);
             return z;
         }
-        Conv2d.Forward(x, _weight.Value, _bias.Value, z, Stride, Padding);
+        Conv2d.Forward(x, _weight.Value, _bias.Value, z, Stride, Padding, Dilation, Groups);
         switch (_activation)
         {
             case Activation.BnRelu: return _bn!.Forward(z, training);
@@ -69,7 +82,7 @@ public sealed class Conv : Layer
             if (_activation == Activation.BnRelu) _bn!.Backward(dy, dz);
             else Sigmoid.Backward(_y!, dy, dz);
         }
-        Conv2d.Backward(_x!, _weight.Value, dz, dx, _weight.Grad!, _bias.Grad, Stride, Padding);
+        Conv2d.Backward(_x!, _weight.Value, dz, dx, _weight.Grad!, _bias.Grad, Stride, Padding, Dilation, Groups);
     }
 
     /// <summary>Backward into a buffer this layer owns: returns the input gradient (valid until the next call).</summary>

@@ -63,16 +63,19 @@ public sealed class SplitKernelTests
     }
 
     /// <summary>Shapes whose forward, input-gradient and weight-gradient products all split on the wide target.</summary>
-    public static TheoryData<string> ConvCases => new() { "k3s1p1", "k3s2p1", "k1s1p0" };
+    public static TheoryData<string> ConvCases => new() { "k3s1p1", "k3s2p1", "k1s1p0", "k3s1p2d2g2", "k3s2p1d3g2" };
 
     static readonly Dictionary<string, Conv2dTests.Case> Convs = new()
     {
         ["k3s1p1"] = new(2, 8, 8, 15, 13, 3, 1, 1, Bias: true, InputGradient: true),
         ["k3s2p1"] = new(4, 8, 9, 9, 7, 3, 2, 1, Bias: true, InputGradient: true),
         ["k1s1p0"] = new(3, 70, 66, 5, 7, 1, 1, 0, Bias: true, InputGradient: true),
+        // two groups of 8 channels (depths of 72 and more split), dilated: partials [G, splits, M, N], reduced per group
+        ["k3s1p2d2g2"] = new(2, 16, 16, 11, 9, 3, 1, 2, Bias: true, InputGradient: true, Dilation: 2, Groups: 2),
+        ["k3s2p1d3g2"] = new(4, 16, 18, 13, 11, 3, 2, 1, Bias: true, InputGradient: true, Dilation: 3, Groups: 2),
     };
 
-    static Conv2d.ConvArgs Args(Conv2dTests.Case c) => new(c.N, c.Cin, c.H, c.W, c.Cout, c.K, c.Stride, c.Pad, c.Ho, c.Wo, 0, c.N, 0, c.Ho);
+    static Conv2d.ConvArgs Args(Conv2dTests.Case c) => c.Args;
 
     [Theory, MemberData(nameof(ConvCases))]
     public void Implicit_gemm_convolution_with_split_depth_matches_reference(string name)
@@ -84,6 +87,10 @@ public sealed class SplitKernelTests
         {
             var plan = Conv2d.PlanGpu(wide, Args(c), mode);
             Assert.True(plan.Splits > 1, $"{name} {mode}: plan {plan} does not split");
+            // Dilation 1 with one group keeps the plain kernel; the rest take the general one, grid z = groups x splits.
+            bool plain = c.Dilation == 1 && c.Groups == 1;
+            Assert.Equal(plain ? "Conv2d.ImplicitGemmKernel" : "Conv2d.GeneralImplicitGemmKernel", plan.Product.Kernel);
+            Assert.Equal(c.Groups * plan.Splits, plan.Product.Grid.Z);
         }
         // The bias gradient splits where there are values enough (at least 4 per thread of each group).
         if (name == "k3s1p1") Assert.True(Conv2d.PlanGpuBias(wide, Args(c)).Splits > 1, $"{name}: the bias gradient does not split");
@@ -103,14 +110,14 @@ public sealed class SplitKernelTests
         using var tdb = TestData.Tensor(gpu, Enumerable.Repeat((double)start, c.Cout).ToArray(), c.Cout);
         using (gpu.PlanAs(wide))
         {
-            Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad, relu: true);
-            Conv2d.Backward(tx, tw, tdy, tdx, tdw, tdb, c.Stride, c.Pad);
+            Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad, c.Dilation, c.Groups, relu: true);
+            Conv2d.Backward(tx, tw, tdy, tdx, tdw, tdb, c.Stride, c.Pad, c.Dilation, c.Groups);
         }
-        int depth = c.Cin * c.K * c.K;
+        int depth = c.GroupCin * c.K * c.K;
         var expected = c.Reference(x, w, b).Select(v => Math.Max(v, 0)).ToArray();
         Compare.Close($"{name} forward + bias + ReLU", expected, ty.ToArray(), 1e-5, 2e-6 * depth);
-        var (dx, dw, db) = Conv2d.Reference.Backward(x, c.N, c.Cin, c.H, c.W, w, dy, c.Cout, c.K, c.Stride, c.Pad);
-        Compare.Close($"{name} dx", dx.Select(v => v + start).ToArray(), tdx.ToArray(), 1e-5, 2e-6 * c.Cout * c.K * c.K);
+        var (dx, dw, db) = c.ReferenceBackward(x, w, dy);
+        Compare.Close($"{name} dx", dx.Select(v => v + start).ToArray(), tdx.ToArray(), 1e-5, 2e-6 * c.GroupCout * c.K * c.K);
         Compare.Close($"{name} dw", dw.Select(v => v + start).ToArray(), tdw.ToArray(), 1e-5, 2e-6 * c.N * c.Ho * c.Wo);
         Compare.Close($"{name} db", db.Select(v => v + start).ToArray(), tdb.ToArray(), 1e-5, 2e-6 * c.N * c.Ho * c.Wo);
     }

@@ -6,19 +6,28 @@ namespace Chroma.Tests.Kernels;
 public class Conv2dTests
 {
     /// <summary>One convolution under test; odd H, W so the last row and column are edge cases.</summary>
-    public sealed record Case(int N, int Cin, int Cout, int H, int W, int K, int Stride, int Pad, bool Bias, bool InputGradient)
+    public sealed record Case(int N, int Cin, int Cout, int H, int W, int K, int Stride, int Pad, bool Bias, bool InputGradient,
+        int Dilation = 1, int Groups = 1)
     {
-        public int Ho => Conv2d.OutputSize(H, K, Stride, Pad);
-        public int Wo => Conv2d.OutputSize(W, K, Stride, Pad);
+        public int Ho => Conv2d.OutputSize(H, K, Stride, Pad, Dilation);
+        public int Wo => Conv2d.OutputSize(W, K, Stride, Pad, Dilation);
+        /// <summary>Input channels one output channel reads (the weight's second dimension).</summary>
+        public int GroupCin => Cin / Groups;
+        public int GroupCout => Cout / Groups;
         public int[] XShape => [N, Cin, H, W];
-        public int[] WShape => [Cout, Cin, K, K];
+        public int[] WShape => [Cout, GroupCin, K, K];
         public int[] YShape => [N, Cout, Ho, Wo];
         public int XCount => N * Cin * H * W;
-        public int WCount => Cout * Cin * K * K;
+        public int WCount => Cout * GroupCin * K * K;
         public int YCount => N * Cout * Ho * Wo;
 
+        public Conv2d.ConvArgs Args => new(N, Cin, H, W, Cout, K, Stride, Pad, Ho, Wo, 0, N, 0, Ho, Dilation, Groups);
+
         public double[] Reference(double[] x, double[] w, double[]? b) =>
-            Conv2d.Reference.Forward(x, N, Cin, H, W, w, b, Cout, K, Stride, Pad);
+            Conv2d.Reference.Forward(x, N, Cin, H, W, w, b, Cout, K, Stride, Pad, Dilation, Groups);
+
+        public (double[] Dx, double[] Dw, double[] Db) ReferenceBackward(double[] x, double[] w, double[] dy) =>
+            Conv2d.Reference.Backward(x, N, Cin, H, W, w, dy, Cout, K, Stride, Pad, Dilation, Groups);
     }
 
     static readonly Dictionary<string, Case> Cases = new()
@@ -31,6 +40,20 @@ public class Conv2dTests
         ["k5s2p2"] = new(2, 3, 4, 7, 9, 5, 2, 2, Bias: true, InputGradient: true),
         // rows wide enough for the CPU's vectorized stride-2 gather (8 outputs from 16 inputs) plus a scalar tail
         ["k3s2p1_wide"] = new(1, 2, 3, 5, 41, 3, 2, 1, Bias: true, InputGradient: true),
+        // dilation: "same" padding for a 3x3 kernel dilated by 2; stride 2 with dilation 3 (taps 3 apart, outputs 2 apart)
+        ["k3s1p2d2"] = new(2, 3, 4, 9, 11, 3, 1, 2, Bias: true, InputGradient: true, Dilation: 2),
+        ["k3s2p1d3"] = new(2, 3, 4, 11, 13, 3, 2, 1, Bias: true, InputGradient: true, Dilation: 3),
+        // padding 0 with dilation and stride 2: the last input column is never read, so its dx must stay 0
+        ["k3s2p0d2_no_bias"] = new(2, 3, 4, 9, 12, 3, 2, 0, Bias: false, InputGradient: true, Dilation: 2),
+        // groups: 2 groups of 2 -> 3 channels; 4 groups of 2 -> 1 channel, dilated, stride 2, padding 2
+        ["k3s1p1g2"] = new(2, 4, 6, 7, 9, 3, 1, 1, Bias: true, InputGradient: true, Groups: 2),
+        ["k3s2p2d2g4"] = new(2, 8, 4, 9, 7, 3, 2, 2, Bias: true, InputGradient: true, Dilation: 2, Groups: 4),
+        // depthwise (groups = Cin): channel multiplier 2, dilated; and a 5x5 dilated kernel with padding 0, multiplier 1
+        ["k3s1p2d2_depthwise"] = new(2, 4, 8, 7, 9, 3, 1, 2, Bias: true, InputGradient: true, Dilation: 2, Groups: 4),
+        ["k5s1p0d2_depthwise"] = new(1, 3, 3, 11, 13, 5, 1, 0, Bias: true, InputGradient: true, Dilation: 2, Groups: 3),
+        // grouped 1x1; the wide one (575 pixels, above CpuMinColumns) takes the CPU's no-im2col pointwise path per group
+        ["k1s1p0g2"] = new(2, 4, 6, 7, 9, 1, 1, 0, Bias: true, InputGradient: true, Groups: 2),
+        ["k1s1p0g2_wide"] = new(1, 4, 6, 23, 25, 1, 1, 0, Bias: true, InputGradient: true, Groups: 2),
     };
 
     public static TheoryData<string, string> PathsAndCases()
@@ -46,7 +69,7 @@ public class Conv2dTests
         var d = new TheoryData<string, string, string>();
         // Only the CPU path chunks: the GPU's implicit-GEMM kernels read x through the im2col map and need no column buffer.
         foreach (var p in new[] { "cpu" })
-            foreach (var c in new[] { "k3s1p1", "k3s2p1", "k1s1p0" })
+            foreach (var c in new[] { "k3s1p1", "k3s2p1", "k1s1p0", "k3s2p1d3", "k3s1p1g2", "k3s2p2d2g4", "k1s1p0g2" })
                 foreach (var mode in new[] { "rows", "images" })
                     d.Add(p, c, mode);
         return d;
@@ -58,6 +81,49 @@ public class Conv2dTests
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Backward_matches_finite_differences(string path, string name) => CheckBackward(TestDevices.Get(path), Cases[name], seed: 20);
 
+    public static TheoryData<string> CaseNames => new(Cases.Keys);
+
+    /// <summary>The float64 backward reference (which CheckBackward also compares with) against central differences of the float64 forward.</summary>
+    [Theory, MemberData(nameof(CaseNames))]
+    public void Reference_backward_matches_central_differences(string name)
+    {
+        var c = Cases[name];
+        var x = TestData.Uniform(60, c.XCount);
+        var w = TestData.Uniform(61, c.WCount);
+        var b = TestData.Uniform(62, c.Cout);
+        var dy = TestData.Uniform(63, c.YCount);
+        var (dx, dw, db) = c.ReferenceBackward(x, w, dy);
+        GradCheck.Check($"conv reference backward {c}", i => c.Reference(i[0], i[1], i[2]), [x, w, b], dy,
+            [TestData.ToFloat(dx), TestData.ToFloat(dw), TestData.ToFloat(db)], rtol: 1e-6, atol: 1e-6);
+    }
+
+    /// <summary>
+    /// The grouped reference is G independent convolutions: group g of a grouped convolution equals a plain
+    /// convolution of input channels [g Cin/G, (g+1) Cin/G) with weight rows [g Cout/G, (g+1) Cout/G).
+    /// </summary>
+    [Fact]
+    public void Grouped_reference_is_independent_convolutions_of_channel_slices()
+    {
+        var c = Cases["k3s2p2d2g4"] with { Cout = 8 };
+        var x = TestData.Uniform(70, c.XCount);
+        var w = TestData.Uniform(71, c.WCount);
+        var b = TestData.Uniform(72, c.Cout);
+        var y = c.Reference(x, w, b);
+        int hw = c.H * c.W, howo = c.Ho * c.Wo, wRow = c.GroupCin * c.K * c.K;
+        for (int g = 0; g < c.Groups; g++)
+        {
+            var xg = new double[c.N * c.GroupCin * hw];
+            for (int n = 0; n < c.N; n++)
+                Array.Copy(x, (n * c.Cin + g * c.GroupCin) * hw, xg, n * c.GroupCin * hw, c.GroupCin * hw);
+            var wg = w.AsSpan(g * c.GroupCout * wRow, c.GroupCout * wRow).ToArray();
+            var bg = b.AsSpan(g * c.GroupCout, c.GroupCout).ToArray();
+            var yg = Conv2d.Reference.Forward(xg, c.N, c.GroupCin, c.H, c.W, wg, bg, c.GroupCout, c.K, c.Stride, c.Pad, c.Dilation, 1);
+            for (int n = 0; n < c.N; n++)
+                Assert.Equal(yg.AsSpan(n * c.GroupCout * howo, c.GroupCout * howo).ToArray(),
+                    y.AsSpan((n * c.Cout + g * c.GroupCout) * howo, c.GroupCout * howo).ToArray());
+        }
+    }
+
     /// <summary>
     /// Shrinks the column budget so a batch is split into chunks of output rows ("rows": 2 rows of
     /// one image per chunk, the last chunk shorter) or of whole images ("images": 2 images per chunk,
@@ -67,10 +133,9 @@ public class Conv2dTests
     public void Chunked_forward_and_backward_match(string path, string name, string mode)
     {
         var c = Cases[name] with { N = 3 };
-        int ckk = c.Cin * c.K * c.K;
+        int ckk = c.GroupCin * c.K * c.K;   // one group's column rows
         long budget = mode == "rows" ? 2L * ckk * c.Wo : 2L * ckk * c.Ho * c.Wo;
-        var args = new Conv2d.ConvArgs(c.N, c.Cin, c.H, c.W, c.Cout, c.K, c.Stride, c.Pad, c.Ho, c.Wo, 0, c.N, 0, c.Ho);
-        Assert.Equal(mode == "rows" ? (1, 2) : (2, c.Ho), Conv2d.PlanChunks(args, budget, 0));
+        Assert.Equal(mode == "rows" ? (1, 2) : (2, c.Ho), Conv2d.PlanChunks(c.Args, budget, 0));
 
         long cpuBudget = Conv2d.CpuColumnBudget;
         int cpuMin = Conv2d.CpuMinColumns;
@@ -96,8 +161,9 @@ public class Conv2dTests
         using var tw = TestData.Tensor(dev, w, c.WShape);
         using var tb = b is null ? null : TestData.Tensor(dev, b, c.Cout);
         using var ty = TestData.Tensor(dev, Enumerable.Repeat(7.0, c.YCount).ToArray(), c.YShape); // must be overwritten
-        Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad);
-        // float32 sums of at most Cin*K*K = 75 products of values in [-1, 1]
+        if (c.Dilation == 1 && c.Groups == 1) Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad);
+        else Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad, c.Dilation, c.Groups);
+        // float32 sums of at most Cin/G*K*K = 75 products of values in [-1, 1]
         Compare.Close($"conv forward {c}", c.Reference(x, w, b), ty.ToArray(), 1e-5, 1e-5);
     }
 
@@ -116,11 +182,17 @@ public class Conv2dTests
         using var tdw = TestData.Tensor(dev, Enumerable.Repeat((double)dwStart, c.WCount).ToArray(), c.WShape);
         using var tdb = c.Bias ? TestData.Tensor(dev, Enumerable.Repeat((double)dbStart, c.Cout).ToArray(), c.Cout) : null;
 
-        Conv2d.Backward(tx, tw, tdy, tdx, tdw, tdb, c.Stride, c.Pad);
+        if (c.Dilation == 1 && c.Groups == 1) Conv2d.Backward(tx, tw, tdy, tdx, tdw, tdb, c.Stride, c.Pad);
+        else Conv2d.Backward(tx, tw, tdy, tdx, tdw, tdb, c.Stride, c.Pad, c.Dilation, c.Groups);
 
         float[]? dx = tdx?.ToArray().Select(v => v - dxStart).ToArray();
         float[] dw = tdw.ToArray().Select(v => v - dwStart).ToArray();
         float[]? db = tdb?.ToArray().Select(v => v - dbStart).ToArray();
+        // Against the float64 backward reference: float32 sums of Cout/G*K*K (dx) and N*Ho*Wo (dw, db) products.
+        var r = c.ReferenceBackward(x, w, dy);
+        if (dx is not null) Compare.Close($"conv dx {c} vs reference backward", r.Dx, dx, 1e-5, 2e-6 * c.GroupCout * c.K * c.K);
+        Compare.Close($"conv dw {c} vs reference backward", r.Dw, dw, 1e-5, 2e-6 * c.N * c.Ho * c.Wo);
+        if (db is not null) Compare.Close($"conv db {c} vs reference backward", r.Db, db, 1e-5, 2e-6 * c.N * c.Ho * c.Wo);
         if (c.Bias)
             GradCheck.Check($"conv backward {c}", i => c.Reference(i[0], i[1], i[2]), [x, w, b], dy, [dx, dw, db]);
         else
@@ -137,7 +209,7 @@ public class Conv2dTests
         var d = new TheoryData<string, string>();
         foreach (var k in new[] { Gemm.CpuKernel.Vector512, Gemm.CpuKernel.Vector256, Gemm.CpuKernel.Vector128, Gemm.CpuKernel.Scalar })
             if (Gemm.IsAccelerated(k))
-                foreach (var c in new[] { "k3s2p1_blocks", "k1s1p0_blocks", "k5s2p2" }) d.Add(c, k.ToString());
+                foreach (var c in DirectShapes.Keys) d.Add(c, k.ToString());
         return d;
     }
 
@@ -146,6 +218,10 @@ public class Conv2dTests
         ["k3s2p1_blocks"] = new(2, 30, 13, 17, 23, 3, 2, 1, Bias: true, InputGradient: true),
         ["k1s1p0_blocks"] = new(1, 200, 7, 5, 9, 1, 1, 0, Bias: true, InputGradient: true),
         ["k5s2p2"] = Cases["k5s2p2"],
+        // two groups of 24 channels (216-deep columns: two k blocks each), 7 outputs per group, dilation 2, stride 2, padding 2
+        ["k3s2p2d2g2_blocks"] = new(2, 48, 14, 17, 23, 3, 2, 2, Bias: true, InputGradient: true, Dilation: 2, Groups: 2),
+        // depthwise, dilation 3 with padding 3 ("same")
+        ["k3s1p3d3_depthwise"] = new(1, 5, 10, 13, 11, 3, 1, 3, Bias: true, InputGradient: true, Dilation: 3, Groups: 5),
     };
 
     [Theory, MemberData(nameof(DirectCases))]
@@ -160,7 +236,8 @@ public class Conv2dTests
         using var tw = TestData.Tensor(dev, w, c.WShape);
         using var tb = TestData.Tensor(dev, b, c.Cout);
         using var ty = TestData.Tensor(dev, Enumerable.Repeat(7.0, c.YCount).ToArray(), c.YShape);
-        Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad, Conv2d.CpuAlgorithm.DirectGemm, Enum.Parse<Gemm.CpuKernel>(kernel));
+        Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad, Conv2d.CpuAlgorithm.DirectGemm, Enum.Parse<Gemm.CpuKernel>(kernel),
+            dilation: c.Dilation, groups: c.Groups);
         Compare.Close($"direct conv {c} {kernel}", c.Reference(x, w, b), ty.ToArray(), 1e-5, 1e-4);
     }
 
@@ -175,6 +252,15 @@ public class Conv2dTests
         Assert.Equal(56, Conv2d.OutputSize(56, 1, 1, 0));
         Assert.Contains("smaller than the kernel", Assert.Throws<ArgumentException>(() => Conv2d.OutputSize(2, 5, 1, 1)).Message);
         Assert.Contains("stride", Assert.Throws<ArgumentException>(() => Conv2d.OutputSize(7, 3, 0, 1)).Message);
+        // PyTorch: floor((H + 2p - d(k - 1) - 1) / s) + 1
+        Assert.Equal(224, Conv2d.OutputSize(224, 3, 1, 1, dilation: 1));
+        Assert.Equal(224, Conv2d.OutputSize(224, 3, 1, 2, dilation: 2));
+        Assert.Equal(220, Conv2d.OutputSize(224, 3, 1, 0, dilation: 2));
+        Assert.Equal(4, Conv2d.OutputSize(11, 3, 2, 1, dilation: 3));   // (11 + 2 - 6 - 1) / 2 + 1
+        Assert.Equal(3, Conv2d.OutputSize(11, 5, 1, 0, dilation: 2));   // the dilated 5x5 spans 9 pixels
+        Assert.Equal(1, Conv2d.OutputSize(5, 3, 1, 0, dilation: 2));    // exactly the span
+        Assert.Contains("dilated by 2 (5)", Assert.Throws<ArgumentException>(() => Conv2d.OutputSize(4, 3, 1, 0, dilation: 2)).Message);
+        Assert.Contains("dilation", Assert.Throws<ArgumentException>(() => Conv2d.OutputSize(7, 3, 1, 1, dilation: 0)).Message);
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
@@ -215,5 +301,26 @@ public class Conv2dTests
         Assert.Contains("weight gradient dw", e.Message);
         e = Assert.Throws<ArgumentException>(() => Conv2d.Backward(x, w, y, null, dw, wrongB, 1, 1));
         Assert.Contains("bias gradient db", e.Message);
+
+        // Dilation and groups: x has 3 channels, so 2 groups do not divide it; w [4, 3, 3, 3] is a one-group weight.
+        using var x4 = dev.Zeros(2, 4, 7, 9);
+        using var wg2 = dev.Zeros(4, 2, 3, 3);
+        using var wg3 = dev.Zeros(6, 2, 3, 3);
+        e = Assert.Throws<ArgumentException>(() => Conv2d.Forward(x, wg2, b, y, 1, 1, 1, 2));
+        Assert.Contains("3 channels, not a multiple of 2 groups", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Conv2d.Forward(x4, w, b, y, 1, 1, 1, 2));
+        Assert.Contains("expects 3 input channels per group", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Conv2d.Forward(x4, wg3, null, y, 1, 1, 1, 4));
+        Assert.Contains("6 output channels, not a multiple of 4 groups", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Conv2d.Forward(x4, wg2, b, y, 1, 1, 1, 0));
+        Assert.Contains("groups must be at least 1", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Conv2d.Forward(x, w, b, y, 1, 1, 0, 1));
+        Assert.Contains("dilation must be at least 1", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Conv2d.Forward(x, w, b, y, 1, 1, 2, 1)); // dilation 2, padding 1 gives [2, 4, 5, 7]
+        Assert.Contains("[2, 4, 5, 7]", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Conv2d.Forward(x, w, b, y, 1, 0, 4, 1)); // the dilated kernel spans 9 > 7 rows
+        Assert.Contains("dilated by 4 (9x9)", e.Message);
+        e = Assert.Throws<ArgumentException>(() => Conv2d.Backward(x4, wg2, y, null, w, null, 1, 1, 1, 2));
+        Assert.Contains("weight gradient dw must have shape [4, 2, 3, 3]", e.Message);
     }
 }

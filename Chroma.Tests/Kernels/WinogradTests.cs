@@ -206,6 +206,10 @@ public class WinogradTests
         Assert.Equal(Algorithm.Im2colGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 512, 28, 3, 2)));     // global.conv1 at batch 1
         Assert.Equal(Algorithm.Winograd4x4, Conv2d.ChooseCpuAlgorithm(Args(4, 512, 14, 3, 1)));    // training at batch 4
         Assert.Equal(Algorithm.Winograd4x4, Conv2d.ChooseCpuAlgorithm(Args(16, 128, 7, 3, 1)));    // training at batch 16
+        // Dilated or grouped 3x3 layers are not Winograd's (its 6x6 patches are dense and span every channel).
+        Assert.Equal(Algorithm.DirectGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 3, 1) with { Dilation = 2, Pad = 2 }));
+        Assert.Equal(Algorithm.DirectGemm, Conv2d.ChooseCpuAlgorithm(Args(1, 64, 64, 3, 1) with { Groups = 2 }));
+        Assert.Equal(Algorithm.Im2colGemm, Conv2d.ChooseCpuAlgorithm(Args(4, 512, 14, 3, 1) with { Groups = 512 }));
         Assert.Throws<ArgumentException>(() =>
         {
             using var x = TestDevices.Get("cpu").Zeros(1, 2, 8, 8);
@@ -213,6 +217,14 @@ public class WinogradTests
             using var y = TestDevices.Get("cpu").Zeros(1, 3, 4, 4);
             Conv2d.Forward(x, w, null, y, 2, 1, Algorithm.Winograd4x4);
         });
+        var e = Assert.Throws<ArgumentException>(() =>
+        {
+            using var x = TestDevices.Get("cpu").Zeros(1, 2, 8, 8);
+            using var w = TestDevices.Get("cpu").Zeros(3, 2, 3, 3);
+            using var y = TestDevices.Get("cpu").Zeros(1, 3, 8, 8);
+            Conv2d.Forward(x, w, null, y, 1, 2, Algorithm.Winograd4x4, dilation: 2);
+        });
+        Assert.Contains("dilation 1 and one group", e.Message);
     }
 
     static (double[] X, double[] W, double[] B) Inputs(Case c, int seed) => (
