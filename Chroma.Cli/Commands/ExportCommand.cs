@@ -24,13 +24,16 @@ public static class ExportCommand
         var saturation = new Option<float?>("--saturation") { Description = $"Default colour gain of the exported model (metadata '{ModelFile.SaturationKey}'; see `chroma colorize --saturation`)." };
         var set = new Option<string[]>("--set") { Description = "Add or replace a metadata entry, as key=value (repeatable).", AllowMultipleArgumentsPerToken = false };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing output file." };
-        var cmd = new Command("export", "Write a model (or a checkpoint's model) for shipping: optional float16, metadata.") { input, output, half, saturation, set, overwrite };
-        cmd.SetAction(r => Run(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(half), r.GetValue(saturation), r.GetValue(set) ?? [], r.GetValue(overwrite)));
+        var average = new Option<string[]>("--average") { Description = "Average the weights (and batch-norm statistics) with these models or checkpoints of the same configuration, e.g. a run's last checkpoints (repeatable).", AllowMultipleArgumentsPerToken = true };
+        var cmd = new Command("export", "Write a model (or a checkpoint's model) for shipping: optional float16, metadata, checkpoint averaging.") { input, output, half, saturation, set, overwrite, average };
+        cmd.SetAction(r => Run(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(half), r.GetValue(saturation), r.GetValue(set) ?? [], r.GetValue(overwrite), r.GetValue(average) ?? []));
         return cmd;
     }
 
-    static int Run(string input, string output, bool half, float? saturation, string[] sets, bool overwrite)
+    static int Run(string input, string output, bool half, float? saturation, string[] sets, bool overwrite, string[] average)
     {
+        CliConventions.ExistingFile("model", input, "a .safetensors model file");
+        foreach (var other in average) CliConventions.ExistingFile("--average", other, "a .safetensors model file");
         if (Path.GetFullPath(input) == Path.GetFullPath(output))
             throw new CliException($"{output}: the output would replace the input; choose another -o.");
         if (File.Exists(output) && !overwrite)
@@ -50,6 +53,11 @@ public static class ExportCommand
 
         using var network = ModelFile.Load(input, CpuDevice.Instance, out var metadata);
         var meta = new Dictionary<string, string>(metadata);
+        if (average.Length > 0)
+        {
+            ModelFile.AverageWith(network, average);
+            meta["averaged_with"] = string.Join(", ", average.Select(Path.GetFileName));
+        }
         foreach (var (k, v) in changes) meta[k] = v;
         ModelFile.Save(network, output, half ? SafeTensorDType.F16 : SafeTensorDType.F32, meta, overwrite: true);
         AnsiConsole.MarkupLineInterpolated(

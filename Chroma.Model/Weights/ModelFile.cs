@@ -151,6 +151,34 @@ public static class ModelFile
         return side;
     }
 
+    /// <summary>
+    /// Replaces every weight and running statistic of <paramref name="network"/> by its mean with
+    /// those of <paramref name="others"/> (model or checkpoint files of the same configuration):
+    /// averaging the last checkpoints of a run that has reached its noisy plateau (Izmailov et al.,
+    /// "Averaging Weights Leads to Wider Optima", 2018). The batch-norm running statistics are
+    /// averaged too, which is close to recomputing them when the checkpoints are near each other.
+    /// </summary>
+    public static void AverageWith(ColorizationNetwork network, IReadOnlyList<string> others)
+    {
+        var store = network.Parameters;
+        var values = Array.ConvertAll(store.Values.ToArray(), v => (double)v);
+        var state = Array.ConvertAll(store.State.ToArray(), v => (double)v);
+        foreach (var path in others)
+        {
+            using var other = Load(path, CpuDevice.Instance);
+            if (other.Config != network.Config)
+                throw new ModelFileException(path, $"its configuration ({other.Config}) differs from the model being averaged ({network.Config})");
+            var v = other.Parameters.Values.ToArray();
+            var st = other.Parameters.State.ToArray();
+            for (int i = 0; i < values.Length; i++) values[i] += v[i];
+            for (int i = 0; i < state.Length; i++) state[i] += st[i];
+        }
+        double k = 1.0 / (others.Count + 1);
+        store.Values.CopyFrom(Array.ConvertAll(values, v => (float)(v * k)));
+        store.State.CopyFrom(Array.ConvertAll(state, v => (float)(v * k)));
+        store.MarkChanged();
+    }
+
     /// <summary>Configuration, metadata and parameter count of a model file (the whole file is validated).</summary>
     public static Info ReadInfo(string path)
     {

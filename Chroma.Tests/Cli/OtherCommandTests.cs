@@ -66,6 +66,35 @@ public sealed class OtherCommandTests : IDisposable
     }
 
     [Fact]
+    public void Export_averages_checkpoints_weights_and_statistics_and_refuses_another_configuration()
+    {
+        using var a = Fixtures.TinyNetwork(seed: 3);
+        using var b = Fixtures.TinyNetwork(seed: 4);
+        using var c = Fixtures.TinyNetwork(seed: 5);
+        // running statistics that differ too
+        b.Parameters.State.CopyFrom(b.Parameters.State.ToArray().Select((v, i) => v + 0.01f * i).ToArray());
+        string pa = PathOf("a.safetensors"), pb = PathOf("b.safetensors"), pc = PathOf("c.safetensors"), avg = PathOf("avg.safetensors");
+        ModelFile.Save(a, pa); ModelFile.Save(b, pb); ModelFile.Save(c, pc);
+        var r = Cli.Run("export", pa, "--average", pb, pc, "-o", avg);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using var averaged = ModelFile.Load(avg, CpuDevice.Instance, out var metadata);
+        Assert.Equal("b.safetensors, c.safetensors", metadata["averaged_with"]);
+        foreach (var (get, what) in new (Func<ColorizationNetwork, float[]>, string)[] { (n => n.Parameters.Values.ToArray(), "weights"), (n => n.Parameters.State.ToArray(), "statistics") })
+        {
+            double[] expected = get(a).Zip(get(b), (x, y) => (double)x + y).Zip(get(c), (s, z) => (s + z) / 3).ToArray();
+            var got = get(averaged);
+            for (int i = 0; i < got.Length; i++) Assert.True(Math.Abs(got[i] - expected[i]) <= 1e-6 * (1 + Math.Abs(expected[i])), $"{what}[{i}]: {got[i]} vs {expected[i]}");
+        }
+        using var other = new ColorizationNetwork(new ColorizerConfig(0.0625, 7, 1, 64), CpuDevice.Instance, seed: 1);
+        ModelFile.Save(other, PathOf("other.safetensors"));
+        r = Cli.Run("export", pa, "--average", PathOf("other.safetensors"), "-o", PathOf("x.safetensors"));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("other.safetensors", r.Stderr);
+        Assert.Contains("configuration", r.Stderr);
+        Assert.False(File.Exists(PathOf("x.safetensors")));
+    }
+
+    [Fact]
     public void Export_drops_the_optimizer_state_converts_to_float16_and_sets_metadata()
     {
         // a checkpoint: the model's tensors, its metadata and ADADELTA's two accumulators
