@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Runtime.InteropServices;
 using Chroma.Cli.Serve;
 using Chroma.Model;
@@ -127,7 +126,7 @@ public static class ServeCommand
         CliConsole.Out.WriteLine(server.Url!.ToString());
         string workers = server.Pool.Workers == 1 ? "1 worker" : $"{server.Pool.Workers} workers";
         CliConsole.Error.MarkupLineInterpolated(
-            $"chroma serve: {settings.ModelName} on {settings.DeviceName} ({deviceReason}); {workers}, queue {settings.Queue}, uploads up to {settings.MaxUploadBytes >> 20} MB, photos up to {(settings.MaxImagePixels / 1e6).ToString("0.##", CultureInfo.InvariantCulture)} megapixels. Ctrl-C stops it.");
+            $"chroma serve: {settings.ModelName} on {settings.DeviceName} ({deviceReason}); {workers}, queue {settings.Queue}, uploads up to {settings.MaxUploadBytes >> 20} MB, photos up to {ColorizeServer.Megapixels(settings.MaxImagePixels)} megapixels. Ctrl-C stops it.");
         if (!IsLoopback(settings.Host))
             CliConsole.WriteWarning($"--host {settings.Host} is not loopback: anyone who can reach this machine can use the server (there is no authentication).");
 

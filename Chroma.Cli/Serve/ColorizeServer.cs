@@ -6,6 +6,7 @@ using Chroma.Model;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -68,8 +69,7 @@ public sealed class ColorizeServer : IAsyncDisposable
         app.MapGet("/", ServePage);
         app.MapGet("/api/health", ServeHealth);
         app.MapPost("/api/colorize", ServeColorize);
-        app.MapFallback("/api/{**path}", context => WriteError(context, StatusCodes.Status404NotFound,
-            $"no endpoint {context.Request.Method} {context.Request.Path}: the API has GET /api/health and POST /api/colorize"));
+        app.MapFallback("/api/{**path}", ServeNoEndpoint);
     }
 
     /// <summary>
@@ -148,6 +148,18 @@ public sealed class ColorizeServer : IAsyncDisposable
     {
         await StopAsync(TimeSpan.FromSeconds(5));
         await _app.DisposeAsync();
+    }
+
+    /// <summary>A JSON answer for any other /api request: 405 (with Allow) for a known path, else 404.</summary>
+    static Task ServeNoEndpoint(HttpContext context)
+    {
+        string path = context.Request.Path.Value ?? "";
+        string? allowed = path.TrimEnd('/') switch { "/api/colorize" => "POST", "/api/health" => "GET", _ => null };
+        string what = $"{context.Request.Method} {path}";
+        if (allowed is null)
+            return WriteError(context, StatusCodes.Status404NotFound, $"no endpoint {what}: the API has GET /api/health and POST /api/colorize");
+        context.Response.Headers.Allow = allowed;
+        return WriteError(context, StatusCodes.Status405MethodNotAllowed, $"{what}: use {allowed} {path}");
     }
 
     Task ServePage(HttpContext context)
@@ -274,8 +286,15 @@ public sealed class ColorizeServer : IAsyncDisposable
     static string Plural(int n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
 
     internal static ServeException TooManyPixels(string name, int width, int height, long limit) =>
-        new(StatusCodes.Status413PayloadTooLarge, string.Create(CultureInfo.InvariantCulture,
-            $"{name}: {width}x{height} is {(double)width * height / 1e6:0.#} megapixels, above this server's limit of {limit / 1e6:0.##} megapixels (--max-image-pixels)"));
+        new(StatusCodes.Status413PayloadTooLarge,
+            $"{name}: {width}x{height} is {Megapixels((long)width * height)} megapixels, above this server's limit of {Megapixels(limit)} megapixels (--max-image-pixels)");
+
+    /// <summary>Pixels in megapixels with the digits that matter: 10000, 24.5, 0.006.</summary>
+    internal static string Megapixels(long pixels)
+    {
+        double mp = pixels / 1e6;
+        return mp.ToString(mp >= 100 ? "0" : mp >= 1 ? "0.#" : "0.###", CultureInfo.InvariantCulture);
+    }
 
     /// <summary>
     /// Refuses a photo whose header gives more pixels than the limit, or that is not an image at all,
@@ -303,7 +322,11 @@ public sealed class ColorizeServer : IAsyncDisposable
     async Task<Upload> ReadUpload(HttpContext context)
     {
         var request = context.Request;
-        if (request.ContentLength > _settings.MaxUploadBytes) throw new ServeException(StatusCodes.Status413PayloadTooLarge, UploadTooLarge());
+        if (request.ContentLength is { } length && length > _settings.MaxUploadBytes)
+        {
+            await DrainOversizedBody(context, length);
+            throw new ServeException(StatusCodes.Status413PayloadTooLarge, UploadTooLarge());
+        }
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, values) in request.Query)
         {
@@ -362,6 +385,24 @@ public sealed class ColorizeServer : IAsyncDisposable
     /// <summary>What a request sent: the photo (and the global one) still encoded, the options checked.</summary>
     sealed record Upload(byte[] Image, string ImageName, byte[]? Global, string GlobalName, float? Saturation, int? MaxPixels, ImageEncoding Encoding);
 
+    /// <summary>
+    /// Reads and drops an upload declared too large, so that the client, which is still sending it,
+    /// reads the 413 instead of a reset connection (Kestrel closes a connection whose body it cannot
+    /// consume, and an HTTP/1.1 client writing its body then sees the reset before the answer). Only
+    /// up to 4 times the limit, which costs time on the network but no memory; a larger body, or one
+    /// whose client waits for 100 Continue (curl for bodies over 1 MB) and so never sends it, is
+    /// answered at once.
+    /// </summary>
+    async Task DrainOversizedBody(HttpContext context, long length)
+    {
+        var request = context.Request;
+        if (length > 4 * _settings.MaxUploadBytes || request.Headers.Expect.ToString().Contains("100-continue", StringComparison.OrdinalIgnoreCase)) return;
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is not { IsReadOnly: false } limit) return;
+        limit.MaxRequestBodySize = length;
+        var chunk = new byte[81920];
+        while (await request.Body.ReadAsync(chunk, context.RequestAborted) > 0) { }
+    }
+
     /// <summary>The client's file name of a part, reduced to a plain name (no folders, no control characters), or null.</summary>
     static string? ClientFileName(ContentDispositionHeaderValue disposition)
     {
@@ -392,7 +433,8 @@ public sealed class ColorizeServer : IAsyncDisposable
         float? saturation = null;
         if (options.TryGetValue("saturation", out var s))
         {
-            if (!double.TryParse(s, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out double v))
+            if (!double.TryParse(s, NumberStyles.AllowLeadingSign | NumberStyles.AllowDecimalPoint | NumberStyles.AllowExponent, CultureInfo.InvariantCulture, out double v)
+                || !double.IsFinite(v)) // "NaN" and "Infinity" parse whatever the style
                 throw Bad($"saturation: \"{s}\" is not a number; use 0 to {ModelFile.MaxSaturation} with a dot (1.5), 1 is the network's own colour");
             if (!ModelFile.IsValidSaturation(v))
                 throw Bad(string.Create(CultureInfo.InvariantCulture, $"saturation: {v} is out of range; use 0 to {ModelFile.MaxSaturation} (1 is the network's own colour)"));
