@@ -56,10 +56,36 @@ sealed partial class ServeProcess : IDisposable
     /// <summary>The dotnet host running the tests (dotnet test sets DOTNET_HOST_PATH), else `dotnet` from PATH.</summary>
     static string DotnetHost() => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
 
-    /// <summary>Sends SIGINT (what Ctrl-C sends) and waits for the exit code (null: still running after <paramref name="wait"/>).</summary>
-    public async Task<int?> Interrupt(TimeSpan wait)
+    /// <summary>
+    /// Whether this process ignores SIGINT, as a command started in the background by a
+    /// non-interactive shell does (`dotnet test ... &amp;`). Its children inherit that, and the .NET
+    /// runtime keeps an inherited SIG_IGN for SIGINT (as Unix programs do under nohup): Ctrl-C cannot
+    /// reach them. From /proc/self/status, SigIgn, bit 1 (signal 2); false where there is no /proc.
+    /// </summary>
+    public static bool SigIntIgnored
     {
-        if (Kill(_process.Id, SigInt) != 0) throw new InvalidOperationException($"kill -INT {_process.Id} failed: errno {Marshal.GetLastPInvokeError()}");
+        get
+        {
+            try
+            {
+                var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+                return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (SigInt - 1))) != 0;
+            }
+            catch (IOException) { return false; }
+        }
+    }
+
+    /// <summary>
+    /// Stops the server as a user does: SIGINT (Ctrl-C), whose exit code is 130; where SIGINT cannot
+    /// reach it (<see cref="SigIntIgnored"/>), SIGTERM, a service manager's stop, whose exit code is 0.
+    /// Returns the signal, the exit code that signal must give, and the exit code (null: still running after <paramref name="wait"/>).
+    /// </summary>
+    public async Task<(string Signal, int Expected, int? ExitCode)> Stop(TimeSpan wait) =>
+        SigIntIgnored ? ("SIGTERM", 0, await Signal(SigTerm, wait)) : ("SIGINT", 130, await Signal(SigInt, wait));
+
+    async Task<int?> Signal(int signal, TimeSpan wait)
+    {
+        if (Kill(_process.Id, signal) != 0) throw new InvalidOperationException($"kill -{signal} {_process.Id} failed: errno {Marshal.GetLastPInvokeError()}");
         using var timeout = new CancellationTokenSource(wait);
         try
         {
@@ -90,7 +116,7 @@ sealed partial class ServeProcess : IDisposable
         return null;
     }
 
-    const int SigInt = 2;
+    const int SigInt = 2, SigTerm = 15;
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
