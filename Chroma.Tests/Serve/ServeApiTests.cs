@@ -115,6 +115,17 @@ public sealed class ServeApiTests : IDisposable
         Assert.Contains("colorize;dur=", string.Join(",", response.Headers.GetValues("Server-Timing")));
     }
 
+    [Fact]
+    public async Task Two_workers_colorizing_at_once_give_the_results_of_one()
+    {
+        string[] photos = [Fixtures.SaveColourful(PathOf("a.png"), 90, 70, seed: 31), Fixtures.SaveColourful(PathOf("b.png"), 64, 96, seed: 32, cls: 1)];
+        byte[][] expected = photos.Select(p => Expected(p)).ToArray();
+        await using var host = await Start(new ServeSettings { Queue = 16 }, workers: 2);
+        var responses = await Task.WhenAll(Enumerable.Range(0, 12).Select(i => host.PostMultipart(photos[i % 2])));
+        for (int i = 0; i < responses.Length; i++)
+            Assert.Equal(expected[i % 2], ServeHost.Rgb24(await Decode(responses[i])));
+    }
+
     [Theory]
     [InlineData("image/png")]
     [InlineData("image/jpeg")] // the type is not trusted: the bytes say what the image is
