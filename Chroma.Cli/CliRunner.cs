@@ -27,6 +27,7 @@ public static class CliRunner
             Commands.EvalCommand.Create(),
             Commands.ExportCommand.Create(),
             Commands.BenchCommand.Create(),
+            Commands.ServeCommand.Create(),
         };
         foreach (var command in root.Subcommands) command.Description += "\n" + CliConventions.ExitCodes;
         CliConventions.Apply(root);
