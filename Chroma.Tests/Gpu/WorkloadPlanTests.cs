@@ -15,7 +15,7 @@ namespace Chroma.Tests.Gpu;
 /// element-wise kernel (one thread per element), counted as one operation per thread and as
 /// threads / 1024 groups (the fewest CUDA can use).
 /// </remarks>
-public sealed class WorkloadPlanTests
+public sealed class WorkloadPlanTests(ITestOutputHelper output)
 {
     const long BigLaunch = 1_000_000;
 
@@ -52,6 +52,7 @@ public sealed class WorkloadPlanTests
         // Every explicitly grouped launch announces its plan, so its work is known.
         var unplanned = launches.Where(e => e.Group.Size > 0 && e.Work < 0).Select(e => e.ToString()).ToList();
         Assert.True(unplanned.Count == 0, $"grouped launches without a plan:\n{string.Join("\n", unplanned)}");
+        output.WriteLine($"{what} width {width} batch {batch}: {launches.Count} launches");
         Assert.InRange(launches.Count, 10, LaunchBound(what));
     }
 
