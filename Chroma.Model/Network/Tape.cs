@@ -189,6 +189,7 @@ public sealed class Tape : IDisposable
         }
         v.Gradient = gradient;
         v.Pass = _pass;
+        v.Seeded = false;
         return gradient;
     }
 
