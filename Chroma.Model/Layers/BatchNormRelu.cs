@@ -28,9 +28,13 @@ public sealed class BatchNormRelu : Layer
         _beta = store.Parameter($"{name}.bias", ParameterStore.Init.Zeros, channels);
         _runningMean = store.StateTensor($"{name}.running_mean", ParameterStore.Init.Zeros, channels);
         _runningVar = store.StateTensor($"{name}.running_var", ParameterStore.Init.Ones, channels);
+        Entries = [_gamma, _beta, _runningMean, _runningVar];
     }
 
     public string Name { get; }
+
+    /// <summary>weight, bias, running_mean, running_var.</summary>
+    public IReadOnlyList<ParameterStore.Entry> Entries { get; }
 
     /// <summary>x [N,C,H,W] or [N,C] -> relu(bn(x)), same shape.</summary>
     public Tensor Forward(Tensor x, bool training)

@@ -10,7 +10,7 @@ namespace Chroma.Model.Layers;
 /// In inference mode the batch norm is folded into the convolution's weights (cached until the
 /// parameter store changes) and the ReLU into the convolution's output, so conv + bn + relu is one convolution.
 /// </summary>
-public sealed class Conv : Layer
+public sealed class Conv : UnaryModule
 {
     readonly ParameterStore.Entry _weight, _bias;
     readonly BatchNormRelu? _bn;
@@ -21,22 +21,24 @@ public sealed class Conv : Layer
     /// <param name="dilation">Spacing of the kernel's taps (default 1).</param>
     /// <param name="groups">Channel groups (default 1); must divide <paramref name="inChannels"/> and <paramref name="outChannels"/>.</param>
     public Conv(ParameterStore store, string name, string? bnName, int inChannels, int outChannels, int kernel, int stride, Activation activation,
-        int? padding = null, int dilation = 1, int groups = 1)
+        int? padding = null, int dilation = 1, int groups = 1) : base(name)
     {
         if (activation == Activation.BnRelu && bnName is null) throw new ArgumentException($"{name}: batch norm needs a name.");
         if (padding < 0) throw new ArgumentException($"{name}: padding must be at least 0, got {padding}.", nameof(padding));
         if (dilation < 1) throw new ArgumentException($"{name}: dilation must be at least 1, got {dilation}.", nameof(dilation));
         if (groups < 1 || inChannels % groups != 0 || outChannels % groups != 0)
             throw new ArgumentException($"{name}: {groups} groups must divide the {inChannels} input and {outChannels} output channels.", nameof(groups));
-        Name = name; InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride;
+        InChannels = inChannels; OutChannels = outChannels; Kernel = kernel; Stride = stride;
         Dilation = dilation; Groups = groups; Padding = padding ?? dilation * (kernel / 2);
         _activation = activation;
         _weight = store.Parameter($"{name}.weight", ParameterStore.Init.HeNormal, outChannels, inChannels / groups, kernel, kernel);
         _bias = store.Parameter($"{name}.bias", ParameterStore.Init.Zeros, outChannels);
         if (activation == Activation.BnRelu) _bn = new BatchNormRelu(store, bnName!, outChannels);
+        Parameters = _bn is null ? [_weight, _bias] : [_weight, _bias, .. _bn.Entries];
     }
 
-    public string Name { get; }
+    /// <summary>Weight, bias, and the batch norm's four tensors when there is one.</summary>
+    public override IReadOnlyList<ParameterStore.Entry> Parameters { get; }
     public int InChannels { get; }
     public int OutChannels { get; }
     public int Kernel { get; }
@@ -47,7 +49,7 @@ public sealed class Conv : Layer
     public int Groups { get; }
 
     /// <summary>x [N, in, H, W] -> [N, out, H', W'] with H' = (H + 2 padding - dilation (k - 1) - 1) / stride + 1.</summary>
-    public Tensor Forward(Tensor x, bool training)
+    public override Tensor Forward(Tensor x, bool training)
     {
         if (x.Rank != 4 || x.Dim(1) != InChannels)
             throw new ArgumentException($"{Name}: expected input [N, {InChannels}, H, W], got {x.ShapeString}.");
@@ -73,7 +75,7 @@ public sealed class Conv : Layer
     }
 
     /// <summary>dy: gradient of the output. Accumulates parameter gradients, and dx += input gradient unless null.</summary>
-    public void Backward(Tensor dy, Tensor? dx)
+    public override void Backward(Tensor dy, Tensor? dx)
     {
         var dz = dy;
         if (_activation != Activation.None)

@@ -7,27 +7,29 @@ namespace Chroma.Model.Layers;
 /// <c>{name}.weight</c> [out, in] and <c>{name}.bias</c> [out], PyTorch's nn.Linear layout.
 /// In inference mode the batch norm is folded into the weights (cached until the parameter store changes).
 /// </summary>
-public sealed class Dense : Layer
+public sealed class Dense : UnaryModule
 {
     readonly ParameterStore.Entry _weight, _bias;
     readonly BatchNormRelu? _bn;
     Tensor? _x, _z, _dz, _dx;
 
-    public Dense(ParameterStore store, string name, string? bnName, int inFeatures, int outFeatures, Activation activation)
+    public Dense(ParameterStore store, string name, string? bnName, int inFeatures, int outFeatures, Activation activation) : base(name)
     {
         if (activation == Activation.SigmoidOut) throw new ArgumentException($"{name}: sigmoid is not used after a dense layer.");
-        Name = name; InFeatures = inFeatures; OutFeatures = outFeatures;
+        InFeatures = inFeatures; OutFeatures = outFeatures;
         _weight = store.Parameter($"{name}.weight", ParameterStore.Init.HeNormal, outFeatures, inFeatures);
         _bias = store.Parameter($"{name}.bias", ParameterStore.Init.Zeros, outFeatures);
         if (activation == Activation.BnRelu) _bn = new BatchNormRelu(store, bnName ?? throw new ArgumentException($"{name}: batch norm needs a name."), outFeatures);
+        Parameters = _bn is null ? [_weight, _bias] : [_weight, _bias, .. _bn.Entries];
     }
 
-    public string Name { get; }
+    /// <summary>Weight, bias, and the batch norm's four tensors when there is one.</summary>
+    public override IReadOnlyList<ParameterStore.Entry> Parameters { get; }
     public int InFeatures { get; }
     public int OutFeatures { get; }
 
     /// <summary>x [N, in] -> [N, out].</summary>
-    public Tensor Forward(Tensor x, bool training)
+    public override Tensor Forward(Tensor x, bool training)
     {
         if (x.Rank != 2 || x.Dim(1) != InFeatures)
             throw new ArgumentException($"{Name}: expected input [N, {InFeatures}], got {x.ShapeString}.");
@@ -45,7 +47,7 @@ public sealed class Dense : Layer
     }
 
     /// <summary>Accumulates parameter gradients, and dx += input gradient unless null.</summary>
-    public void Backward(Tensor dy, Tensor? dx)
+    public override void Backward(Tensor dy, Tensor? dx)
     {
         var dz = dy;
         if (_bn is not null)

@@ -21,7 +21,7 @@ public sealed class OverfitTests(ITestOutputHelper output)
     /// on a tinted background, horizontal colour bands with a smooth lightness ramp, and a radial
     /// pattern; each a smooth function of position, so chrominance is predictable from context.
     /// </summary>
-    static float[] SyntheticRgb(int image)
+    internal static float[] SyntheticRgb(int image)
     {
         var rgb = new float[3 * Size * Size];
         for (int y = 0; y < Size; y++)
