@@ -46,6 +46,14 @@ public sealed class Conv2dOp : OpDeclaration
 
     public override IReadOnlyList<OpCase> CheckCases => s_checkCases;
 
+    /// <summary>"4x16x112x112 -> 32 k3 s1 p1" (plus d, g and "no dx" where they apply).</summary>
+    public override string Describe(OpCase c)
+    {
+        var s = Shape.Of(c);
+        return $"{s.N}x{s.Cin}x{s.H}x{s.W} -> {s.Cout} k{s.K} s{s.Stride} p{s.Pad}" + (s.Dilation > 1 ? $" d{s.Dilation}" : "") +
+            (s.Groups > 1 ? $" g{s.Groups}" : "") + (s.Bias ? "" : " no bias") + (s.InputGradient ? "" : " no dx");
+    }
+
     public override double ForwardMultiplyAdds(OpCase c)
     {
         var s = Shape.Of(c);

@@ -35,6 +35,9 @@ public abstract class OpDeclaration
     /// </summary>
     public abstract OpRun Prepare(Device device, OpCase c, int seed = 1);
 
+    /// <summary>The case's sizes in a few words, for tables ("key=value ..." unless the op says better).</summary>
+    public virtual string Describe(OpCase c) => string.Join(" ", c.Sizes.Select(kv => $"{kv.Key}={kv.Value}"));
+
     /// <summary>Multiply-adds of one forward (0 where a rate means little), for the bench table's GFLOP/s.</summary>
     public virtual double ForwardMultiplyAdds(OpCase c) => 0;
 }
