@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Chroma.Kernels;
+using Chroma.Kernels.Harness;
 using Chroma.Model;
 using Chroma.Training;
 using Spectre.Console;
@@ -23,7 +24,8 @@ namespace Chroma.Cli.Commands;
 /// </code>
 /// (gflops from the best time, images_per_s from the median, as in the table). On a GPU each entry also
 /// has "launches", "copies" (host&lt;-&gt;device), "syncs" and "allocations": what one more run did, read
-/// from the device's execution log (<see cref="GpuLog"/>).
+/// from the device's execution log (<see cref="GpuLog"/>). `chroma bench --op NAME` times one op of the op harness
+/// instead, optionally beside PyTorch (<see cref="OpBench"/>).
 /// </summary>
 public static class BenchCommand
 {
@@ -45,12 +47,19 @@ public static class BenchCommand
         var batch = new Option<int?>("--batch") { Description = "Training batch (default: 16 at width < 1, 4 at width 1)." };
         var repeats = new Option<int>("--repeats") { Description = "Timed repetitions (median and best are reported).", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "Print the timings as one JSON object on stdout, and nothing else." };
-        var cmd = new Command("bench", "Time GEMM, inference and a training step on a device.") { device, widths, gemm, batch, repeats, json };
+        var op = new Option<string?>("--op") { Description = $"Time one op of the op harness on its benchmark shapes (op_shapes.json), forward and forward+backward, instead: {Ops.Names}; `list` lists them." };
+        var cases = new Option<string[]>("--case") { Description = "With --op: only these cases (a name, or a prefix such as w0.25).", AllowMultipleArgumentsPerToken = true };
+        var peer = new Option<bool>("--peer") { Description = "With --op on the CPU: also time PyTorch (peer/ops_torch.py, same shapes) and print its median and the ratio." };
+        var rounds = new Option<int>("--rounds") { Description = "With --op: rounds of timing (Chroma and the peer alternate; samples of all rounds pooled).", DefaultValueFactory = _ => 1 };
+        var python = new Option<string?>("--python") { Description = "With --peer: the Python with torch (default /usr/bin/python3, else python3)." };
+        var cmd = new Command("bench", "Time GEMM, inference and a training step on a device, or one op (--op).") { device, widths, gemm, batch, repeats, json, op, cases, peer, rounds, python };
         cmd.SetAction(r =>
         {
             using var dev = CliRunner.OpenDevice(r.GetValue(device));
             int reps = Math.Max(1, r.GetValue(repeats));
             bool asJson = r.GetValue(json);
+            if (r.GetValue(op) is { } opName)
+                return OpBench.Run(dev, opName, r.GetValue(cases) ?? [], reps, r.GetValue(rounds), r.GetValue(peer), r.GetValue(python), asJson);
             string processor = ProcessorName();
             if (!asJson)
             {

@@ -175,6 +175,72 @@ public sealed class OtherCommandTests : IDisposable
         Assert.Contains("--no-such-option", r.Output);
     }
 
+    /// <summary>`chroma bench --op`: the op harness's time mode on op_shapes.json's cases; errors name the known ops and cases.</summary>
+    [Fact]
+    public void Bench_op_times_one_op_and_names_the_known_ops()
+    {
+        var r = Cli.Run("bench", "--op", "list");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        foreach (var op in new[] { "conv2d", "linear", "batchnorm", "sigmoid", "relu" }) Assert.Contains(op, r.Stdout);
+
+        r = Cli.Run("bench", "--device", "cpu", "--op", "nope");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--op: unknown op 'nope'; known ops: conv2d, linear, batchnorm, sigmoid, relu", r.Stderr);
+        Assert.Equal("", r.Stdout);
+        r = Cli.Run("bench", "--device", "cpu", "--op", "conv2d", "--case", "w3.low1");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--case: conv2d has no case 'w3.low1'; cases: w0.25.low1, ", r.Stderr);
+
+        // The smallest conv of the list (8 -> 2 channels at 112x112, batch 4), once, as JSON.
+        r = Cli.Run("bench", "--device", "cpu", "--op", "conv2d", "--case", "w0.25.color5", "--repeats", "1", "--json");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(r.Stdout))
+        {
+            var root = doc.RootElement;
+            Assert.Equal("conv2d", root.GetProperty("op").GetString());
+            Assert.Equal(System.Text.Json.JsonValueKind.Null, root.GetProperty("peer").ValueKind);
+            var e = Assert.Single(root.GetProperty("entries").EnumerateArray());
+            Assert.Equal("w0.25.color5", e.GetProperty("name").GetString());
+            Assert.Equal(2, e.GetProperty("sizes").GetProperty("Cout").GetInt32());
+            Assert.InRange(e.GetProperty("forward_best_ms").GetDouble(), 1e-6, e.GetProperty("forward_median_ms").GetDouble());
+            Assert.True(e.GetProperty("train_median_ms").GetDouble() > 0);
+            Assert.True(e.GetProperty("forward_gflops").GetDouble() > 0);
+            Assert.False(e.TryGetProperty("forward_ratio", out _));
+        }
+
+        // A peer that cannot run is a failure of the run (exit 1) naming it; the peer is for the CPU path only.
+        r = Cli.Run("bench", "--device", "cpu", "--op", "sigmoid", "--repeats", "1", "--peer", "--python", "/bin/false");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("--peer: /bin/false ops_torch.py failed (exit 1)", r.Stderr);
+
+        if (!OperatingSystem.IsLinux()) return;
+        // A stand-in for Python that answers as ops_torch.py does: forward 1, 2, 3 s and forward+backward 2 s per round.
+        string fake = PathOf("fake-python.sh");
+        File.WriteAllText(fake, """
+            #!/bin/sh
+            while [ $# -gt 0 ]; do if [ "$1" = --cases ]; then cases=$2; fi; shift; done
+            printf '{"device": "fake torch", "entries": ['
+            sep=''
+            for c in $(echo "$cases" | tr ',' ' '); do printf '%s{"name": "%s", "forward_ms": [1000, 2000, 3000], "train_ms": [2000]}' "$sep" "$c"; sep=','; done
+            printf ']}\n'
+            """.Replace("\r", ""));
+        File.SetUnixFileMode(fake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        r = Cli.Run("bench", "--device", "cpu", "--op", "conv2d", "--case", "w0.25.color5", "--repeats", "1", "--rounds", "2",
+            "--peer", "--python", fake, "--json");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("round 2/2: PyTorch", r.Stderr);
+        using (var doc = System.Text.Json.JsonDocument.Parse(r.Stdout))
+        {
+            Assert.Equal("fake torch", doc.RootElement.GetProperty("peer").GetString());
+            var e = Assert.Single(doc.RootElement.GetProperty("entries").EnumerateArray());
+            // Both rounds pooled: forward samples 1, 1, 2, 2, 3, 3 s -> median 2 s, best 1 s.
+            Assert.Equal(2000, e.GetProperty("torch_forward_median_ms").GetDouble());
+            Assert.Equal(1000, e.GetProperty("torch_forward_best_ms").GetDouble());
+            Assert.Equal(2000, e.GetProperty("torch_train_median_ms").GetDouble());
+            Assert.Equal(e.GetProperty("forward_median_ms").GetDouble() / 2000, e.GetProperty("forward_ratio").GetDouble(), 3);
+        }
+    }
+
     [Fact]
     public void Info_on_a_bad_file_names_it()
     {

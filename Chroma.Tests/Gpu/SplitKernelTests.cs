@@ -65,7 +65,7 @@ public sealed class SplitKernelTests
     /// <summary>Shapes whose forward, input-gradient and weight-gradient products all split on the wide target.</summary>
     public static TheoryData<string> ConvCases => new() { "k3s1p1", "k3s2p1", "k1s1p0", "k3s1p2d2g2", "k3s2p1d3g2" };
 
-    static readonly Dictionary<string, Conv2dTests.Case> Convs = new()
+    static readonly Dictionary<string, Chroma.Kernels.Harness.Conv2dOp.Shape> Convs = new()
     {
         ["k3s1p1"] = new(2, 8, 8, 15, 13, 3, 1, 1, Bias: true, InputGradient: true),
         ["k3s2p1"] = new(4, 8, 9, 9, 7, 3, 2, 1, Bias: true, InputGradient: true),
@@ -75,7 +75,7 @@ public sealed class SplitKernelTests
         ["k3s2p1d3g2"] = new(4, 16, 18, 13, 11, 3, 2, 1, Bias: true, InputGradient: true, Dilation: 3, Groups: 2),
     };
 
-    static Conv2d.ConvArgs Args(Conv2dTests.Case c) => c.Args;
+    static Conv2d.ConvArgs Args(Chroma.Kernels.Harness.Conv2dOp.Shape c) => c.Args;
 
     [Theory, MemberData(nameof(ConvCases))]
     public void Implicit_gemm_convolution_with_split_depth_matches_reference(string name)
@@ -126,7 +126,7 @@ public sealed class SplitKernelTests
     [Fact]
     public void Convolution_backward_reference_matches_central_differences()
     {
-        var c = new Conv2dTests.Case(2, 3, 4, 5, 7, 3, 2, 1, Bias: true, InputGradient: true);
+        var c = new Chroma.Kernels.Harness.Conv2dOp.Shape(2, 3, 4, 5, 7, 3, 2, 1, Bias: true, InputGradient: true);
         var x = TestData.Uniform(20, c.XCount);
         var w = TestData.Uniform(21, c.WCount);
         var b = TestData.Uniform(22, c.Cout);

@@ -1,65 +1,50 @@
 using Chroma.Kernels;
+using Chroma.Kernels.Harness;
 using Xunit;
 
 namespace Chroma.Tests.Kernels;
 
+/// <summary>
+/// ReLU and sigmoid through the op harness (Chroma.Kernels/Harness/ElementwiseOps.cs): odd shapes [2, 3, 7, 9];
+/// ReLU exact (tolerance 0) with |x| kept at least 0.01 from its kink, sigmoid on [-8, 8] and [-4, 4].
+/// </summary>
 public class ActivationTests
 {
-    const int N = 2, C = 3, H = 7, W = 9; // odd shapes catch indexing errors
-    static readonly int[] Shape4 = [N, C, H, W];
-    static int Count => N * C * H * W;
-
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Relu_forward_matches_reference(string path)
+    public static TheoryData<string, string, string> OpsPathsAndCases()
     {
-        var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(1, Count));
-        using var tx = TestData.Tensor(dev, x, Shape4);
-        using var ty = dev.Zeros(Shape4);
-        Relu.Forward(tx, ty);
-        Compare.Close("relu", Relu.Reference.Forward(x), ty.ToArray(), 0, 0);
+        var d = new TheoryData<string, string, string>();
+        foreach (var op in new OpDeclaration[] { ReluOp.Instance, SigmoidOp.Instance })
+            foreach (var p in new[] { "cpu", "gpu" })
+                foreach (var c in op.CheckCases) d.Add(op.Name, p, c.Name);
+        return d;
     }
 
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Relu_backward_matches_finite_differences(string path)
+    /// <summary>Check mode: y starts at 7 (forward must overwrite it), then against the float64 reference.</summary>
+    [Theory, MemberData(nameof(OpsPathsAndCases))]
+    public void Forward_matches_reference(string op, string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        // keep |x| away from 0, where ReLU has no derivative
-        var x = TestData.RoundToFloat(TestData.Uniform(2, Count).Select(v => v + Math.Sign(v) * 0.01).ToArray());
-        var dy = TestData.RoundToFloat(TestData.Uniform(3, Count));
-        using var tx = TestData.Tensor(dev, x, Shape4);
-        using var ty = dev.Zeros(Shape4);
-        using var tdy = TestData.Tensor(dev, dy, Shape4);
-        using var tdx = TestData.Tensor(dev, Enumerable.Repeat(0.5, Count).ToArray(), Shape4); // backward accumulates
-        Relu.Forward(tx, ty);
-        Relu.Backward(ty, tdy, tdx);
-        var grad = tdx.ToArray().Select(v => v - 0.5f).ToArray();
-        GradCheck.Check("relu", i => Relu.Reference.Forward(i[0]), [x], dy, [grad]);
+        var declaration = Ops.Find(op)!;
+        using var run = declaration.Prepare(TestDevices.Get(path), declaration.Case(name), seed: 4);
+        HarnessAssert.Passes(OpHarness.Check(run));
     }
 
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Sigmoid_forward_matches_reference(string path)
+    /// <summary>Grad mode: dx starts at 0.5 (backward accumulates), then against central differences of the reference.</summary>
+    [Theory, MemberData(nameof(OpsPathsAndCases))]
+    public void Backward_matches_finite_differences(string op, string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(4, Count, -8, 8));
-        using var tx = TestData.Tensor(dev, x, Shape4);
-        using var ty = dev.Zeros(Shape4);
-        Sigmoid.Forward(tx, ty);
-        Compare.Close("sigmoid", Sigmoid.Reference.Forward(x), ty.ToArray(), 1e-6, 1e-7);
+        var declaration = Ops.Find(op)!;
+        using var run = declaration.Prepare(TestDevices.Get(path), declaration.Case(name), seed: 5);
+        HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
+    /// <summary>Forward may write in place (y = x), as the network's output layer does.</summary>
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Sigmoid_backward_matches_finite_differences(string path)
+    public void Sigmoid_forward_in_place_matches_reference(string path)
     {
         var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(5, Count, -4, 4));
-        var dy = TestData.RoundToFloat(TestData.Uniform(6, Count));
-        using var tx = TestData.Tensor(dev, x, Shape4);
-        using var ty = dev.Zeros(Shape4);
-        using var tdy = TestData.Tensor(dev, dy, Shape4);
-        using var tdx = dev.Zeros(Shape4);
-        Sigmoid.Forward(tx, ty);
-        Sigmoid.Backward(ty, tdy, tdx);
-        GradCheck.Check("sigmoid", i => Sigmoid.Reference.Forward(i[0]), [x], dy, [tdx.ToArray()]);
+        var x = TestData.RoundToFloat(TestData.Uniform(4, 2 * 3 * 7 * 9, -8, 8));
+        using var tx = TestData.Tensor(dev, x, 2, 3, 7, 9);
+        Sigmoid.Forward(tx, tx);
+        Compare.Close("sigmoid in place", Sigmoid.Reference.Forward(x), tx.ToArray(), 1e-6, 1e-7);
     }
 }

@@ -1,60 +1,15 @@
 using Chroma.Kernels;
+using Chroma.Kernels.Harness;
 using Xunit;
+using Case = Chroma.Kernels.Harness.Conv2dOp.Shape;
 
 namespace Chroma.Tests.Kernels;
 
 public class Conv2dTests
 {
-    /// <summary>One convolution under test; odd H, W so the last row and column are edge cases.</summary>
-    public sealed record Case(int N, int Cin, int Cout, int H, int W, int K, int Stride, int Pad, bool Bias, bool InputGradient,
-        int Dilation = 1, int Groups = 1)
-    {
-        public int Ho => Conv2d.OutputSize(H, K, Stride, Pad, Dilation);
-        public int Wo => Conv2d.OutputSize(W, K, Stride, Pad, Dilation);
-        /// <summary>Input channels one output channel reads (the weight's second dimension).</summary>
-        public int GroupCin => Cin / Groups;
-        public int GroupCout => Cout / Groups;
-        public int[] XShape => [N, Cin, H, W];
-        public int[] WShape => [Cout, GroupCin, K, K];
-        public int[] YShape => [N, Cout, Ho, Wo];
-        public int XCount => N * Cin * H * W;
-        public int WCount => Cout * GroupCin * K * K;
-        public int YCount => N * Cout * Ho * Wo;
-
-        public Conv2d.ConvArgs Args => new(N, Cin, H, W, Cout, K, Stride, Pad, Ho, Wo, 0, N, 0, Ho, Dilation, Groups);
-
-        public double[] Reference(double[] x, double[] w, double[]? b) =>
-            Conv2d.Reference.Forward(x, N, Cin, H, W, w, b, Cout, K, Stride, Pad, Dilation, Groups);
-
-        public (double[] Dx, double[] Dw, double[] Db) ReferenceBackward(double[] x, double[] w, double[] dy) =>
-            Conv2d.Reference.Backward(x, N, Cin, H, W, w, dy, Cout, K, Stride, Pad, Dilation, Groups);
-    }
-
-    static readonly Dictionary<string, Case> Cases = new()
-    {
-        ["k3s1p1"] = new(2, 3, 4, 7, 9, 3, 1, 1, Bias: true, InputGradient: true),
-        ["k3s2p1"] = new(2, 3, 4, 7, 9, 3, 2, 1, Bias: true, InputGradient: true),
-        ["k1s1p0"] = new(2, 3, 4, 7, 9, 1, 1, 0, Bias: true, InputGradient: true),
-        // stride 2 without padding leaves the last input row and column unread: their dx must stay 0
-        ["k3s2p0_no_bias_no_dx"] = new(2, 3, 4, 7, 9, 3, 2, 0, Bias: false, InputGradient: false),
-        ["k5s2p2"] = new(2, 3, 4, 7, 9, 5, 2, 2, Bias: true, InputGradient: true),
-        // rows wide enough for the CPU's vectorized stride-2 gather (8 outputs from 16 inputs) plus a scalar tail
-        ["k3s2p1_wide"] = new(1, 2, 3, 5, 41, 3, 2, 1, Bias: true, InputGradient: true),
-        // dilation: "same" padding for a 3x3 kernel dilated by 2; stride 2 with dilation 3 (taps 3 apart, outputs 2 apart)
-        ["k3s1p2d2"] = new(2, 3, 4, 9, 11, 3, 1, 2, Bias: true, InputGradient: true, Dilation: 2),
-        ["k3s2p1d3"] = new(2, 3, 4, 11, 13, 3, 2, 1, Bias: true, InputGradient: true, Dilation: 3),
-        // padding 0 with dilation and stride 2: the last input column is never read, so its dx must stay 0
-        ["k3s2p0d2_no_bias"] = new(2, 3, 4, 9, 12, 3, 2, 0, Bias: false, InputGradient: true, Dilation: 2),
-        // groups: 2 groups of 2 -> 3 channels; 4 groups of 2 -> 1 channel, dilated, stride 2, padding 2
-        ["k3s1p1g2"] = new(2, 4, 6, 7, 9, 3, 1, 1, Bias: true, InputGradient: true, Groups: 2),
-        ["k3s2p2d2g4"] = new(2, 8, 4, 9, 7, 3, 2, 2, Bias: true, InputGradient: true, Dilation: 2, Groups: 4),
-        // depthwise (groups = Cin): channel multiplier 2, dilated; and a 5x5 dilated kernel with padding 0, multiplier 1
-        ["k3s1p2d2_depthwise"] = new(2, 4, 8, 7, 9, 3, 1, 2, Bias: true, InputGradient: true, Dilation: 2, Groups: 4),
-        ["k5s1p0d2_depthwise"] = new(1, 3, 3, 11, 13, 5, 1, 0, Bias: true, InputGradient: true, Dilation: 2, Groups: 3),
-        // grouped 1x1; the wide one (575 pixels, above CpuMinColumns) takes the CPU's no-im2col pointwise path per group
-        ["k1s1p0g2"] = new(2, 4, 6, 7, 9, 1, 1, 0, Bias: true, InputGradient: true, Groups: 2),
-        ["k1s1p0g2_wide"] = new(1, 4, 6, 23, 25, 1, 1, 0, Bias: true, InputGradient: true, Groups: 2),
-    };
+    // The cases are declared once in the op harness (Chroma.Kernels/Harness/Conv2dOp.cs): odd H, W so the last row
+    // and column are edge cases, strides, padding 0, dilation, groups, depthwise, no bias, no dx.
+    static readonly Dictionary<string, OpCase> Cases = Conv2dOp.Instance.CheckCases.ToDictionary(c => c.Name);
 
     public static TheoryData<string, string> PathsAndCases()
     {
@@ -75,9 +30,14 @@ public class Conv2dTests
         return d;
     }
 
+    /// <summary>The harness's check mode: forward (over a sentinel-filled y) against the float64 reference.</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Forward_matches_reference(string path, string name) => CheckForward(TestDevices.Get(path), Cases[name], seed: 10);
 
+    /// <summary>
+    /// The harness's grad mode: backward (accumulating onto non-zero gradients) against the float64 backward
+    /// reference, then against central differences of the float64 forward.
+    /// </summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Backward_matches_finite_differences(string path, string name) => CheckBackward(TestDevices.Get(path), Cases[name], seed: 20);
 
@@ -87,7 +47,7 @@ public class Conv2dTests
     [Theory, MemberData(nameof(CaseNames))]
     public void Reference_backward_matches_central_differences(string name)
     {
-        var c = Cases[name];
+        var c = Case.Of(Cases[name]);
         var x = TestData.Uniform(60, c.XCount);
         var w = TestData.Uniform(61, c.WCount);
         var b = TestData.Uniform(62, c.Cout);
@@ -104,7 +64,7 @@ public class Conv2dTests
     [Fact]
     public void Grouped_reference_is_independent_convolutions_of_channel_slices()
     {
-        var c = Cases["k3s2p2d2g4"] with { Cout = 8 };
+        var c = Case.Of(Cases["k3s2p2d2g4"]) with { Cout = 8 };
         var x = TestData.Uniform(70, c.XCount);
         var w = TestData.Uniform(71, c.WCount);
         var b = TestData.Uniform(72, c.Cout);
@@ -132,7 +92,8 @@ public class Conv2dTests
     [Theory, MemberData(nameof(ChunkedCases))]
     public void Chunked_forward_and_backward_match(string path, string name, string mode)
     {
-        var c = Cases[name] with { N = 3 };
+        var batch3 = Cases[name].With("N", 3);
+        var c = Case.Of(batch3);
         int ckk = c.GroupCin * c.K * c.K;   // one group's column rows
         long budget = mode == "rows" ? 2L * ckk * c.Wo : 2L * ckk * c.Ho * c.Wo;
         Assert.Equal(mode == "rows" ? (1, 2) : (2, c.Ho), Conv2d.PlanChunks(c.Args, budget, 0));
@@ -143,8 +104,8 @@ public class Conv2dTests
         {
             Conv2d.CpuColumnBudget = budget; Conv2d.CpuMinColumns = 0;
             var dev = TestDevices.Get(path);
-            CheckForward(dev, c, seed: 30);
-            CheckBackward(dev, c, seed: 40);
+            CheckForward(dev, batch3, seed: 30);
+            CheckBackward(dev, batch3, seed: 40);
         }
         finally
         {
@@ -152,51 +113,16 @@ public class Conv2dTests
         }
     }
 
-    static void CheckForward(Device dev, Case c, int seed)
+    static void CheckForward(Device dev, OpCase c, int seed)
     {
-        var x = TestData.RoundToFloat(TestData.Uniform(seed, c.XCount));
-        var w = TestData.RoundToFloat(TestData.Uniform(seed + 1, c.WCount));
-        var b = c.Bias ? TestData.RoundToFloat(TestData.Uniform(seed + 2, c.Cout)) : null;
-        using var tx = TestData.Tensor(dev, x, c.XShape);
-        using var tw = TestData.Tensor(dev, w, c.WShape);
-        using var tb = b is null ? null : TestData.Tensor(dev, b, c.Cout);
-        using var ty = TestData.Tensor(dev, Enumerable.Repeat(7.0, c.YCount).ToArray(), c.YShape); // must be overwritten
-        if (c.Dilation == 1 && c.Groups == 1) Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad);
-        else Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad, c.Dilation, c.Groups);
-        // float32 sums of at most Cin/G*K*K = 75 products of values in [-1, 1]
-        Compare.Close($"conv forward {c}", c.Reference(x, w, b), ty.ToArray(), 1e-5, 1e-5);
+        using var run = Conv2dOp.Instance.Prepare(dev, c, seed);
+        HarnessAssert.Passes(OpHarness.Check(run));
     }
 
-    static void CheckBackward(Device dev, Case c, int seed)
+    static void CheckBackward(Device dev, OpCase c, int seed)
     {
-        var x = TestData.RoundToFloat(TestData.Uniform(seed, c.XCount));
-        var w = TestData.RoundToFloat(TestData.Uniform(seed + 1, c.WCount));
-        var b = TestData.RoundToFloat(TestData.Uniform(seed + 2, c.Cout));
-        var dy = TestData.RoundToFloat(TestData.Uniform(seed + 3, c.YCount));
-        using var tx = TestData.Tensor(dev, x, c.XShape);
-        using var tw = TestData.Tensor(dev, w, c.WShape);
-        using var tdy = TestData.Tensor(dev, dy, c.YShape);
-        // backward accumulates: start every gradient at a known non-zero value and subtract it after
-        const float dxStart = 0.5f, dwStart = -0.25f, dbStart = 0.75f;
-        using var tdx = c.InputGradient ? TestData.Tensor(dev, Enumerable.Repeat((double)dxStart, c.XCount).ToArray(), c.XShape) : null;
-        using var tdw = TestData.Tensor(dev, Enumerable.Repeat((double)dwStart, c.WCount).ToArray(), c.WShape);
-        using var tdb = c.Bias ? TestData.Tensor(dev, Enumerable.Repeat((double)dbStart, c.Cout).ToArray(), c.Cout) : null;
-
-        if (c.Dilation == 1 && c.Groups == 1) Conv2d.Backward(tx, tw, tdy, tdx, tdw, tdb, c.Stride, c.Pad);
-        else Conv2d.Backward(tx, tw, tdy, tdx, tdw, tdb, c.Stride, c.Pad, c.Dilation, c.Groups);
-
-        float[]? dx = tdx?.ToArray().Select(v => v - dxStart).ToArray();
-        float[] dw = tdw.ToArray().Select(v => v - dwStart).ToArray();
-        float[]? db = tdb?.ToArray().Select(v => v - dbStart).ToArray();
-        // Against the float64 backward reference: float32 sums of Cout/G*K*K (dx) and N*Ho*Wo (dw, db) products.
-        var r = c.ReferenceBackward(x, w, dy);
-        if (dx is not null) Compare.Close($"conv dx {c} vs reference backward", r.Dx, dx, 1e-5, 2e-6 * c.GroupCout * c.K * c.K);
-        Compare.Close($"conv dw {c} vs reference backward", r.Dw, dw, 1e-5, 2e-6 * c.N * c.Ho * c.Wo);
-        if (db is not null) Compare.Close($"conv db {c} vs reference backward", r.Db, db, 1e-5, 2e-6 * c.N * c.Ho * c.Wo);
-        if (c.Bias)
-            GradCheck.Check($"conv backward {c}", i => c.Reference(i[0], i[1], i[2]), [x, w, b], dy, [dx, dw, db]);
-        else
-            GradCheck.Check($"conv backward {c}", i => c.Reference(i[0], i[1], null), [x, w], dy, [dx, dw]);
+        using var run = Conv2dOp.Instance.Prepare(dev, c, seed);
+        HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
     /// <summary>
@@ -217,7 +143,7 @@ public class Conv2dTests
     {
         ["k3s2p1_blocks"] = new(2, 30, 13, 17, 23, 3, 2, 1, Bias: true, InputGradient: true),
         ["k1s1p0_blocks"] = new(1, 200, 7, 5, 9, 1, 1, 0, Bias: true, InputGradient: true),
-        ["k5s2p2"] = Cases["k5s2p2"],
+        ["k5s2p2"] = Case.Of(Cases["k5s2p2"]),
         // two groups of 24 channels (216-deep columns: two k blocks each), 7 outputs per group, dilation 2, stride 2, padding 2
         ["k3s2p2d2g2_blocks"] = new(2, 48, 14, 17, 23, 3, 2, 2, Bias: true, InputGradient: true, Dilation: 2, Groups: 2),
         // depthwise, dilation 3 with padding 3 ("same")

@@ -1,4 +1,5 @@
 using Chroma.Kernels;
+using Chroma.Kernels.Harness;
 using Xunit;
 
 namespace Chroma.Tests.Kernels;
@@ -7,51 +8,30 @@ public class LinearTests
 {
     const int N = 3, In = 17, Out = 11; // odd sizes catch indexing errors
 
-    public static TheoryData<string, bool> PathsAndBias()
+    /// <summary>Every path with every case declared in the op harness (Chroma.Kernels/Harness/LinearOp.cs: N 3, In 17, Out 11, with and without bias).</summary>
+    public static TheoryData<string, string> PathsAndCases()
     {
-        var d = new TheoryData<string, bool>();
+        var d = new TheoryData<string, string>();
         foreach (var p in new[] { "cpu", "gpu" })
-            foreach (var bias in new[] { true, false })
-                d.Add(p, bias);
+            foreach (var c in LinearOp.Instance.CheckCases)
+                d.Add(p, c.Name);
         return d;
     }
 
-    [Theory, MemberData(nameof(PathsAndBias))]
-    public void Forward_matches_reference(string path, bool withBias)
+    /// <summary>The harness's check mode: y starts non-zero (forward must overwrite it, not accumulate), then against the float64 reference.</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Forward_matches_reference(string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(40, N * In));
-        var w = TestData.RoundToFloat(TestData.Uniform(41, Out * In));
-        var b = withBias ? TestData.RoundToFloat(TestData.Uniform(42, Out)) : null;
-        using var tx = TestData.Tensor(dev, x, N, In);
-        using var tw = TestData.Tensor(dev, w, Out, In);
-        using var tb = b is null ? null : TestData.Tensor(dev, b, Out);
-        // y starts non-zero: forward must overwrite it, not accumulate.
-        using var ty = TestData.Tensor(dev, Enumerable.Repeat(3.0, N * Out).ToArray(), N, Out);
-        Linear.Forward(tx, tw, tb, ty);
-        Compare.Close("linear", Linear.Reference.Forward(x, N, In, w, b, Out), ty.ToArray(), 1e-5, 1e-5);
+        using var run = LinearOp.Instance.Prepare(TestDevices.Get(path), LinearOp.Instance.Case(name), seed: 40);
+        HarnessAssert.Passes(OpHarness.Check(run));
     }
 
-    [Theory, MemberData(nameof(PathsAndBias))]
-    public void Backward_matches_finite_differences(string path, bool withBias)
+    /// <summary>The harness's grad mode: every gradient starts at 0.5 (backward accumulates), then against central differences.</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Backward_matches_finite_differences(string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(43, N * In));
-        var w = TestData.RoundToFloat(TestData.Uniform(44, Out * In));
-        var b = TestData.RoundToFloat(TestData.Uniform(45, Out));
-        var dy = TestData.RoundToFloat(TestData.Uniform(46, N * Out));
-        using var tx = TestData.Tensor(dev, x, N, In);
-        using var tw = TestData.Tensor(dev, w, Out, In);
-        using var tdy = TestData.Tensor(dev, dy, N, Out);
-        // Backward accumulates: start every gradient at 0.5 and subtract it afterwards.
-        using var tdx = TestData.Tensor(dev, Enumerable.Repeat(0.5, N * In).ToArray(), N, In);
-        using var tdw = TestData.Tensor(dev, Enumerable.Repeat(0.5, Out * In).ToArray(), Out, In);
-        using var tdb = withBias ? TestData.Tensor(dev, Enumerable.Repeat(0.5, Out).ToArray(), Out) : null;
-        Linear.Backward(tx, tw, tdy, tdx, tdw, tdb);
-        static float[] Less(Tensor t) => t.ToArray().Select(v => v - 0.5f).ToArray();
-        GradCheck.Check("linear",
-            i => Linear.Reference.Forward(i[0], N, In, i[1], i[2], Out),
-            [x, w, b], dy, [Less(tdx), Less(tdw), tdb is null ? null : Less(tdb)]);
+        using var run = LinearOp.Instance.Prepare(TestDevices.Get(path), LinearOp.Instance.Case(name), seed: 43);
+        HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]

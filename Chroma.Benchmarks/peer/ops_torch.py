@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""PyTorch peer of `chroma bench --op NAME`: times one op on the cases of op_shapes.json (the list Chroma's
+op harness embeds), forward and forward+backward, the way Chroma's time mode does: one warm-up, then
+--repeats runs, each a full pass; median and best.
+
+    OPENBLAS_CORETYPE=Haswell /usr/bin/python3 Chroma.Benchmarks/peer/ops_torch.py --op conv2d
+    /usr/bin/python3 Chroma.Benchmarks/peer/ops_torch.py --op conv2d --cases w0.25.low1,w0.25.low2 --json
+
+Forward runs under torch.no_grad() (Chroma's forward keeps nothing for backward either); forward+backward
+builds the graph and calls backward(dy), so parameter gradients accumulate as Chroma's backward does. A conv
+case with "dx": 0 (the network's first layer) computes no input gradient, as Chroma's. With --json one object
+on stdout: {"device": ..., "op": ..., "threads": 2, "entries": [{"name", "forward_ms": [...], "forward_median_ms",
+"forward_best_ms", "train_ms": [...], "train_median_ms", "train_best_ms"}]}.
+"""
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--op", required=True, help="conv2d, linear, batchnorm, sigmoid or relu")
+ap.add_argument("--shapes", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "op_shapes.json"))
+ap.add_argument("--cases", default="", help="comma-separated case names (default: all of the op's cases)")
+ap.add_argument("--repeats", type=int, default=5)
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--json", action="store_true", help="print one JSON object on stdout, nothing else")
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+
+with open(a.shapes) as f:
+    shapes = json.load(f)
+if a.op not in shapes or not isinstance(shapes[a.op], list):
+    raise SystemExit(f"ops_torch.py: {a.shapes} has no op '{a.op}'; ops: {', '.join(k for k, v in shapes.items() if isinstance(v, list))}")
+cases = shapes[a.op]
+if a.cases:
+    wanted = a.cases.split(",")
+    missing = [n for n in wanted if n not in {c["name"] for c in cases}]
+    if missing:
+        raise SystemExit(f"ops_torch.py: {a.op} has no case {', '.join(missing)}")
+    cases = [c for c in cases if c["name"] in wanted]
+
+
+def rand(*shape, grad=False, lo=-1.0, hi=1.0):
+    return (torch.rand(*shape) * (hi - lo) + lo).requires_grad_(grad)
+
+
+def prepare(c):
+    """(forward function of the inputs, inputs, dy) for one case."""
+    if a.op == "conv2d":
+        n, cin, h, w, cout, k = c["N"], c["Cin"], c["H"], c["W"], c["Cout"], c["k"]
+        s, p, d, g = c["stride"], c["padding"], c.get("dilation", 1), c.get("groups", 1)
+        x = rand(n, cin, h, w, grad=bool(c.get("dx", 1)))
+        wt = rand(cout, cin // g, k, k, grad=True)
+        b = rand(cout, grad=True) if c.get("bias", 1) else None
+        ho = (h + 2 * p - d * (k - 1) - 1) // s + 1
+        wo = (w + 2 * p - d * (k - 1) - 1) // s + 1
+        return (lambda: F.conv2d(x, wt, b, s, p, d, g)), rand(n, cout, ho, wo)
+    if a.op == "linear":
+        x, wt = rand(c["N"], c["In"], grad=True), rand(c["Out"], c["In"], grad=True)
+        b = rand(c["Out"], grad=True) if c.get("bias", 1) else None
+        return (lambda: F.linear(x, wt, b)), rand(c["N"], c["Out"])
+    shape = (c["N"], c["C"], c["H"], c["W"])
+    if a.op == "batchnorm":
+        x = rand(*shape, grad=True, lo=-1, hi=5)
+        gamma, beta = rand(c["C"], grad=True, lo=0.5, hi=1.5), rand(c["C"], grad=True)
+        rm, rv = torch.zeros(c["C"]), torch.ones(c["C"])
+        return (lambda: F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-5)), rand(*shape)
+    r = c.get("range", 1)
+    x = rand(*shape, grad=True, lo=-r, hi=r)
+    f = {"sigmoid": torch.sigmoid, "relu": F.relu}[a.op]
+    return (lambda: f(x)), rand(*shape)
+
+
+def timeit(fn, repeats):
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
+    return ts
+
+
+entries = []
+for c in cases:
+    forward, dy = prepare(c)
+
+    def infer():
+        with torch.no_grad():
+            forward()
+
+    def train():
+        forward().backward(dy)
+
+    fw = timeit(infer, a.repeats)
+    tr = timeit(train, a.repeats)
+    e = {"name": c["name"], "forward_ms": [t * 1e3 for t in fw], "forward_median_ms": statistics.median(fw) * 1e3,
+         "forward_best_ms": min(fw) * 1e3, "train_ms": [t * 1e3 for t in tr], "train_median_ms": statistics.median(tr) * 1e3,
+         "train_best_ms": min(tr) * 1e3}
+    entries.append(e)
+    if not a.json:
+        print(f"{c['name']:>20}: forward median {e['forward_median_ms']:9.3f} ms (best {e['forward_best_ms']:9.3f}), "
+              f"forward+backward median {e['train_median_ms']:9.3f} ms (best {e['train_best_ms']:9.3f})", flush=True)
+
+if a.json:
+    print(json.dumps({"device": f"torch {torch.__version__} on cpu, {torch.get_num_threads()} threads", "op": a.op,
+                      "threads": torch.get_num_threads(), "entries": entries}))
