@@ -46,6 +46,8 @@ public static class CliRunner
         CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
         try
         {
+            // Redirected, Spectre wraps at 80 columns; a result line ("a.jpg -> a-color.jpg") stays one line for scripts.
+            if (Console.IsOutputRedirected && CliConsole.Out.Profile.Width < 1000) CliConsole.Out.Profile.Width = 1000;
             var parse = root.Parse(args);
             if (CliConventions.UsageError(parse) is { } usage)
             {

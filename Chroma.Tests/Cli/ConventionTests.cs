@@ -89,6 +89,17 @@ public sealed class ConventionTests : IDisposable
     }
 
     [Fact]
+    public void A_result_line_is_not_wrapped_when_stdout_is_redirected()
+    {
+        // Spectre wraps redirected output at the console width; a script reading "input -> output" needs one line.
+        string name = new string('n', 200) + ".png";
+        string input = Fixtures.SaveColourful(PathOf(name), 16, 12, 11);
+        var r = Colorize(input);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains($"{input} -> {PathOf(new string('n', 200) + "-color.png")}", r.Stdout);
+    }
+
+    [Fact]
     public void Help_documents_the_exit_codes()
     {
         var r = Cli.Run("colorize", "--help");
