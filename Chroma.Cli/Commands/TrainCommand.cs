@@ -57,7 +57,7 @@ public static class TrainCommand
                     (valEvery, o => o.ValidateEvery), (logEvery, o => o.LogEvery), (valMax, o => o.MaxValidationImages), (resizeTo, o => o.ResizeTo),
                     (crop, o => o.CropSize), (noClass, o => o.Classification),
                 ];
-                var changed = settings.Where(x => r.GetResult(x.Option) is { Implicit: false } && !Equals(Normalize(x.Value(options)), Normalize(x.Value(saved))))
+                var changed = settings.Where(x => r.GetResult(x.Option) is { Implicit: false } && !Equals(x.Value(options), x.Value(saved)))
                     .Select(x => $"{x.Option.Name} (the run has {Format(x.Value(saved))}, given {Format(x.Value(options))})").ToList();
                 if (changed.Count > 0)
                     throw new CliException($"--resume: {options.RunDirectory} was started with other settings: {string.Join("; ", changed)}. Leave them out to continue it, or start a new run in another -o.");
@@ -98,9 +98,6 @@ public static class TrainCommand
         });
         return cmd;
     }
-
-    /// <summary>Numbers compared as doubles (a float alpha saved in run.json against the double option).</summary>
-    static object? Normalize(object? value) => value switch { float f => (double)(decimal)f, double d => (double)(decimal)d, _ => value };
 
     static string Format(object? value) => value switch
     {
