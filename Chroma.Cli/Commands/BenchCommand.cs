@@ -127,10 +127,7 @@ public static class BenchCommand
         using (var j = new Utf8JsonWriter(buffer))
         {
             j.WriteStartObject();
-            j.WriteString("device", dev.Name);
-            j.WriteString("device_selection", dev.SelectionReason);
-            j.WriteString("processor", processor);
-            j.WriteNumber("cores", Environment.ProcessorCount);
+            WriteMachine(j, dev, processor);
             j.WriteStartArray("entries");
             foreach (var e in entries)
             {
@@ -214,5 +211,15 @@ public static class BenchCommand
         return (times[times.Count / 2], times[0]);
     }
 
-    static string Ms(double seconds) => $"{seconds * 1e3:F1} ms";
+    /// <summary>A time for a table: three significant digits or so, from 0.01 ms to seconds.</summary>
+    internal static string Ms(double seconds) => seconds >= 0.1 ? $"{seconds * 1e3:F0} ms" : seconds >= 0.01 ? $"{seconds * 1e3:F1} ms" : $"{seconds * 1e3:F2} ms";
+
+    /// <summary>The machine part of a --json report, the same in `bench` and `bench --op`.</summary>
+    internal static void WriteMachine(Utf8JsonWriter j, Device dev, string processor)
+    {
+        j.WriteString("device", dev.Name);
+        j.WriteString("device_selection", dev.SelectionReason);
+        j.WriteString("processor", processor);
+        j.WriteNumber("cores", Environment.ProcessorCount);
+    }
 }

@@ -163,17 +163,15 @@ static class OpBench
         foreach (var r in rows)
         {
             double macs = op.ForwardMultiplyAdds(r.Case);
-            var cells = new List<string> { Markup.Escape(r.Case.Name), Markup.Escape(op.Describe(r.Case)), Ms(r.Forward!.Median), Ms(r.Forward.Best),
+            var cells = new List<string> { Markup.Escape(r.Case.Name), Markup.Escape(op.Describe(r.Case)), BenchCommand.Ms(r.Forward!.Median), BenchCommand.Ms(r.Forward.Best),
                 macs > 0 ? $"{2 * macs / r.Forward.Best / 1e9:F1}" : "" };
-            if (peer) cells.AddRange([Ms(r.TorchForward!.Median), $"{r.Forward.Median / r.TorchForward.Median:F3}"]);
-            cells.AddRange([Ms(r.Train!.Median), Ms(r.Train.Best)]);
-            if (peer) cells.AddRange([Ms(r.TorchTrain!.Median), $"{r.Train.Median / r.TorchTrain.Median:F3}"]);
+            if (peer) cells.AddRange([BenchCommand.Ms(r.TorchForward!.Median), $"{r.Forward.Median / r.TorchForward.Median:F3}"]);
+            cells.AddRange([BenchCommand.Ms(r.Train!.Median), BenchCommand.Ms(r.Train.Best)]);
+            if (peer) cells.AddRange([BenchCommand.Ms(r.TorchTrain!.Median), $"{r.Train.Median / r.TorchTrain.Median:F3}"]);
             table.AddRow(cells.ToArray());
         }
         return table;
     }
-
-    static string Ms(double seconds) => seconds >= 0.1 ? $"{seconds * 1e3:F0} ms" : seconds >= 0.01 ? $"{seconds * 1e3:F1} ms" : $"{seconds * 1e3:F2} ms";
 
     static string Json(Device dev, string processor, OpDeclaration op, int repeats, int rounds, string? peer, List<Row> rows)
     {
@@ -181,10 +179,7 @@ static class OpBench
         using (var j = new Utf8JsonWriter(buffer))
         {
             j.WriteStartObject();
-            j.WriteString("device", dev.Name);
-            j.WriteString("device_selection", dev.SelectionReason);
-            j.WriteString("processor", processor);
-            j.WriteNumber("cores", Environment.ProcessorCount);
+            BenchCommand.WriteMachine(j, dev, processor);
             j.WriteString("op", op.Name);
             j.WriteNumber("repeats", repeats);
             j.WriteNumber("rounds", rounds);
