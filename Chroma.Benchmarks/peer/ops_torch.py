@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--op", required=True, help="conv2d, linear, batchnorm, sigmoid or relu")
+ap.add_argument("--op", required=True, help="an op of op_shapes.json: conv2d, linear, batchnorm, sigmoid, relu, gemm, ...")
 ap.add_argument("--shapes", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "op_shapes.json"))
 ap.add_argument("--cases", default="", help="comma-separated case names (default: all of the op's cases)")
 ap.add_argument("--repeats", type=int, default=5)
@@ -60,6 +60,17 @@ def prepare(c):
         ho = (h + 2 * p - d * (k - 1) - 1) // s + 1
         wo = (w + 2 * p - d * (k - 1) - 1) // s + 1
         return (lambda: F.conv2d(x, wt, b, s, p, d, g)), rand(n, cout, ho, wo)
+    if a.op == "gemm":
+        # C = alpha op(A) op(B) + beta C0; backward gives dA and dB (the gradient of C0 is not needed, as in Chroma's)
+        m, n, k, ta, tb = c["M"], c["N"], c["K"], c.get("transA", 0), c.get("transB", 0)
+        alpha, beta = c.get("alpha%", 100) / 100, c.get("beta%", 0) / 100
+        A = rand(*((k, m) if ta else (m, k)), grad=True)
+        B = rand(*((n, k) if tb else (k, n)), grad=True)
+        opA, opB = (lambda: A.t() if ta else A), (lambda: B.t() if tb else B)
+        if alpha == 1 and beta == 0:
+            return (lambda: torch.matmul(opA(), opB())), rand(m, n)
+        c0 = rand(m, n)
+        return (lambda: torch.addmm(c0, opA(), opB(), beta=beta, alpha=alpha)), rand(m, n)
     if a.op == "linear":
         x, wt = rand(c["N"], c["In"], grad=True), rand(c["Out"], c["In"], grad=True)
         b = rand(c["Out"], grad=True) if c.get("bias", 1) else None
