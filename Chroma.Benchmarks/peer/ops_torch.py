@@ -75,7 +75,16 @@ def prepare(c):
         x, wt = rand(c["N"], c["In"], grad=True), rand(c["Out"], c["In"], grad=True)
         b = rand(c["Out"], grad=True) if c.get("bias", 1) else None
         return (lambda: F.linear(x, wt, b)), rand(c["N"], c["Out"])
+    if a.op == "cross_entropy":
+        # backward(1/3): the classification term's weight in training, as Chroma's
+        z = rand(c["N"], c["C"], grad=True, lo=-c.get("range", 3), hi=c.get("range", 3))
+        labels = torch.randint(c["C"], (c["N"],))
+        return (lambda: F.cross_entropy(z, labels)), torch.tensor(1 / 3)
     shape = (c["N"], c["C"], c["H"], c["W"])
+    if a.op == "mse_loss":
+        # backward(0.75): the colour term's weight, as Chroma's
+        p, t = rand(*shape, grad=True), rand(*shape, lo=-0.5, hi=1.5)
+        return (lambda: F.mse_loss(p, t)), torch.tensor(0.75)
     if a.op == "batchnorm":
         x = rand(*shape, grad=True, lo=-1, hi=5)
         gamma, beta = rand(c["C"], grad=True, lo=0.5, hi=1.5), rand(c["C"], grad=True)

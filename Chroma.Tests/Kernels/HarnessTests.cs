@@ -13,7 +13,7 @@ public class HarnessTests
     [Fact]
     public void Every_op_is_declared_once_with_check_cases_and_benchmark_cases()
     {
-        Assert.Equal(["conv2d", "linear", "batchnorm", "sigmoid", "relu", "gemm"], Ops.All.Select(o => o.Name));
+        Assert.Equal(["conv2d", "linear", "batchnorm", "sigmoid", "relu", "gemm", "mse_loss", "cross_entropy"], Ops.All.Select(o => o.Name));
         foreach (var op in Ops.All)
         {
             Assert.NotEmpty(op.CheckCases);
