@@ -80,7 +80,20 @@ def prepare(c):
         z = rand(c["N"], c["C"], grad=True, lo=-c.get("range", 3), hi=c.get("range", 3))
         labels = torch.randint(c["C"], (c["N"],))
         return (lambda: F.cross_entropy(z, labels)), torch.tensor(1 / 3)
+    if a.op == "fusion":
+        # [local ; global tiled over H x W] along channels: PyTorch's tile and concatenation
+        n, h, w = c["N"], c["H"], c["W"]
+        local = rand(n, c["Cl"], h, w, grad=bool(c.get("dlocal", 1)))
+        glob = rand(n, c["Cg"], grad=bool(c.get("dglobal", 1)))
+        return (lambda: torch.cat([local, glob[:, :, None, None].expand(-1, -1, h, w)], 1)), rand(n, c["Cl"] + c["Cg"], h, w)
     shape = (c["N"], c["C"], c["H"], c["W"])
+    if a.op == "bilinear_resize":
+        x = rand(*shape, grad=True)
+        size = (c["Ho"], c["Wo"])
+        return (lambda: F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)), rand(c["N"], c["C"], *size)
+    if a.op == "upsample_nearest":
+        x = rand(*shape, grad=True)
+        return (lambda: F.interpolate(x, scale_factor=2, mode="nearest")), rand(c["N"], c["C"], 2 * c["H"], 2 * c["W"])
     if a.op == "mse_loss":
         # backward(0.75): the colour term's weight, as Chroma's
         p, t = rand(*shape, grad=True), rand(*shape, lo=-0.5, hi=1.5)
