@@ -99,7 +99,8 @@ def prepare(c):
         p, t = rand(*shape, grad=True), rand(*shape, lo=-0.5, hi=1.5)
         return (lambda: F.mse_loss(p, t)), torch.tensor(0.75)
     if a.op == "batchnorm":
-        x = rand(*shape, grad=True, lo=-1, hi=5)
+        # U[-1, 1) plus 0, 10, 20 or 30 by channel, as Chroma's harness
+        x = (rand(*shape) + 10 * (torch.arange(c["C"]) % 4).view(1, -1, 1, 1).float()).requires_grad_()
         gamma, beta = rand(c["C"], grad=True, lo=0.5, hi=1.5), rand(c["C"], grad=True)
         rm, rv = torch.zeros(c["C"]), torch.ones(c["C"])
         return (lambda: F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-5)), rand(*shape)
