@@ -8,7 +8,8 @@ op harness embeds), forward and forward+backward, the way Chroma's time mode doe
 
 Forward runs under torch.no_grad() (Chroma's forward keeps nothing for backward either); forward+backward
 builds the graph and calls backward(dy), so parameter gradients accumulate as Chroma's backward does. A conv
-case with "dx": 0 (the network's first layer) computes no input gradient, as Chroma's. With --json one object
+case with "dx": 0 (the network's first layer) computes no input gradient, as Chroma's. adadelta is forward-only
+(torch.optim.Adadelta's step on one flat parameter whose gradient is set): its entries have no train_* keys. With --json one object
 on stdout: {"device": ..., "op": ..., "threads": 2, "entries": [{"name", "forward_ms": [...], "forward_median_ms",
 "forward_best_ms", "train_ms": [...], "train_median_ms", "train_best_ms"}]}.
 """
@@ -50,7 +51,14 @@ def rand(*shape, grad=False, lo=-1.0, hi=1.0):
 
 
 def prepare(c):
-    """(forward function of the inputs, inputs, dy) for one case."""
+    """(forward function of the inputs, dy) for one case; dy None: the op is forward-only."""
+    if a.op == "adadelta":
+        p = rand(c["Length"])
+        p.grad = rand(c["Length"])
+        wd = c.get("weight_decay_log10")
+        opt = torch.optim.Adadelta([p], lr=c.get("lr%", 100) / 100, rho=c.get("rho%", 90) / 100, eps=10.0 ** c.get("eps_log10", -6),
+                                   weight_decay=0 if wd is None else 10.0 ** wd)
+        return opt.step, None
     if a.op == "conv2d":
         n, cin, h, w, cout, k = c["N"], c["Cin"], c["H"], c["W"], c["Cout"], c["k"]
         s, p, d, g = c["stride"], c["padding"], c.get("dilation", 1), c.get("groups", 1)
@@ -130,14 +138,17 @@ for c in cases:
         forward().backward(dy)
 
     fw = timeit(infer, a.repeats)
-    tr = timeit(train, a.repeats)
     e = {"name": c["name"], "forward_ms": [t * 1e3 for t in fw], "forward_median_ms": statistics.median(fw) * 1e3,
-         "forward_best_ms": min(fw) * 1e3, "train_ms": [t * 1e3 for t in tr], "train_median_ms": statistics.median(tr) * 1e3,
-         "train_best_ms": min(tr) * 1e3}
+         "forward_best_ms": min(fw) * 1e3}
+    if dy is not None:
+        tr = timeit(train, a.repeats)
+        e.update({"train_ms": [t * 1e3 for t in tr], "train_median_ms": statistics.median(tr) * 1e3, "train_best_ms": min(tr) * 1e3})
     entries.append(e)
     if not a.json:
-        print(f"{c['name']:>20}: forward median {e['forward_median_ms']:9.3f} ms (best {e['forward_best_ms']:9.3f}), "
-              f"forward+backward median {e['train_median_ms']:9.3f} ms (best {e['train_best_ms']:9.3f})", flush=True)
+        line = f"{c['name']:>20}: forward median {e['forward_median_ms']:9.3f} ms (best {e['forward_best_ms']:9.3f})"
+        if dy is not None:
+            line += f", forward+backward median {e['train_median_ms']:9.3f} ms (best {e['train_best_ms']:9.3f})"
+        print(line, flush=True)
 
 if a.json:
     print(json.dumps({"device": f"torch {torch.__version__} on cpu, {torch.get_num_threads()} threads", "op": a.op,

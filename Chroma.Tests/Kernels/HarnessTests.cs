@@ -14,7 +14,7 @@ public class HarnessTests
     public void Every_op_is_declared_once_with_check_cases_and_benchmark_cases()
     {
         Assert.Equal(["conv2d", "linear", "batchnorm", "sigmoid", "relu", "gemm", "mse_loss", "cross_entropy",
-            "bilinear_resize", "upsample_nearest", "fusion"], Ops.All.Select(o => o.Name));
+            "bilinear_resize", "upsample_nearest", "fusion", "adadelta"], Ops.All.Select(o => o.Name));
         foreach (var op in Ops.All)
         {
             Assert.NotEmpty(op.CheckCases);
