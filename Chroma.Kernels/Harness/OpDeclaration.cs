@@ -78,9 +78,9 @@ public abstract class OpRun(Device device, OpCase c, int seed) : IDisposable
     public virtual Tolerance ForwardTolerance => new(1e-5, 1e-5);
 
     /// <summary>
-    /// The values check mode compares with <see cref="Reference"/>: <see cref="Output"/>'s, unless the op
-    /// compares something derived from it (ADADELTA: the parameter update, so that the rounding of the
-    /// parameters themselves does not set the tolerance).
+    /// What check mode compares with <see cref="Reference"/>: <see cref="Output"/>'s values, or for some ops
+    /// something derived from them (ADADELTA: the parameter update, so that the rounding of the parameters
+    /// themselves does not set the tolerance).
     /// </summary>
     public virtual double[] ReadOutput() => Array.ConvertAll(Output.ToArray(), v => (double)v);
 
@@ -114,7 +114,7 @@ public abstract class OpRun(Device device, OpCase c, int seed) : IDisposable
     /// </summary>
     public virtual bool CentralDifferences => true;
 
-    /// <summary>Most operations the central differences of one case may take (about a minute of float64 on one core at worst).</summary>
+    /// <summary>Most operations the central differences of one case may take (a few seconds of float64 on one core).</summary>
     public const double CentralDifferencesBudget = 1e9;
 
     /// <summary>

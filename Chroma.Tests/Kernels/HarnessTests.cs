@@ -93,6 +93,34 @@ public class HarnessTests
         public override float[]?[] Gradients() => inner.Gradients();
     }
 
+    /// <summary>A forward-only run has no grad mode and is timed forward alone; a case with neither check of its gradients is refused.</summary>
+    [Fact]
+    public void Runs_without_a_gradient_check_are_refused()
+    {
+        using var step = AdadeltaOp.Instance.Prepare(CpuDevice.Instance, AdadeltaOp.Instance.CheckCases[0]);
+        Assert.False(step.HasBackward);
+        Assert.Contains("is forward-only: it has no grad mode", Assert.Throws<InvalidOperationException>(() => OpHarness.Grad(step)).Message);
+        Assert.Throws<InvalidOperationException>(() => OpHarness.Time(step, repeats: 1, backward: true));
+        Assert.Single(OpHarness.Time(step, repeats: 1, backward: false).Seconds);
+        using var sigmoid = SigmoidOp.Instance.Prepare(CpuDevice.Instance, SigmoidOp.Instance.CheckCases[0]);
+        using var large = new WithoutCentralDifferences(sigmoid);
+        Assert.Contains("too large for central differences and has no backward reference",
+            Assert.Throws<InvalidOperationException>(() => OpHarness.Grad(large)).Message);
+    }
+
+    /// <summary>A run that says its case is too large for central differences, without a backward reference.</summary>
+    sealed class WithoutCentralDifferences(OpRun inner) : OpRun(inner.Device, inner.Case, 0)
+    {
+        public override string Label => inner.Label;
+        public override double[][] Inputs => inner.Inputs;
+        public override double[] Reference(double[][] i) => inner.Reference(i);
+        public override void Forward() => inner.Forward();
+        public override Tensor Output => inner.Output;
+        public override double[] Dy => inner.Dy;
+        public override void Backward() => inner.Backward();
+        public override bool CentralDifferences => false;
+    }
+
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
     public void Time_mode_gives_median_and_best_of_the_repeats(string path)
     {
