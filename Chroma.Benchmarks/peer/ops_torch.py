@@ -8,7 +8,8 @@ op harness embeds), forward and forward+backward, the way Chroma's time mode doe
 
 Forward runs under torch.no_grad() (Chroma's forward keeps nothing for backward either); forward+backward
 builds the graph and calls backward(dy), so parameter gradients accumulate as Chroma's backward does. A conv
-case with "dx": 0 (the network's first layer) computes no input gradient, as Chroma's. With --json one object
+case with "dx": 0 (the network's first layer) computes no input gradient, as Chroma's. adadelta is forward-only
+(torch.optim.Adadelta's step on one flat parameter whose gradient is set): its entries have no train_* keys. With --json one object
 on stdout: {"device": ..., "op": ..., "threads": 2, "entries": [{"name", "forward_ms": [...], "forward_median_ms",
 "forward_best_ms", "train_ms": [...], "train_median_ms", "train_best_ms"}]}.
 """
@@ -22,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--op", required=True, help="conv2d, linear, batchnorm, sigmoid or relu")
+ap.add_argument("--op", required=True, help="an op of op_shapes.json: conv2d, linear, batchnorm, sigmoid, relu, gemm, ...")
 ap.add_argument("--shapes", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "op_shapes.json"))
 ap.add_argument("--cases", default="", help="comma-separated case names (default: all of the op's cases)")
 ap.add_argument("--repeats", type=int, default=5)
@@ -50,7 +51,14 @@ def rand(*shape, grad=False, lo=-1.0, hi=1.0):
 
 
 def prepare(c):
-    """(forward function of the inputs, inputs, dy) for one case."""
+    """(forward function of the inputs, dy) for one case; dy None: the op is forward-only."""
+    if a.op == "adadelta":
+        p = rand(c["Length"])
+        p.grad = rand(c["Length"])
+        wd = c.get("weight_decay_log10")
+        opt = torch.optim.Adadelta([p], lr=c.get("lr%", 100) / 100, rho=c.get("rho%", 90) / 100, eps=10.0 ** c.get("eps_log10", -6),
+                                   weight_decay=0 if wd is None else 10.0 ** wd)
+        return opt.step, None
     if a.op == "conv2d":
         n, cin, h, w, cout, k = c["N"], c["Cin"], c["H"], c["W"], c["Cout"], c["k"]
         s, p, d, g = c["stride"], c["padding"], c.get("dilation", 1), c.get("groups", 1)
@@ -60,13 +68,47 @@ def prepare(c):
         ho = (h + 2 * p - d * (k - 1) - 1) // s + 1
         wo = (w + 2 * p - d * (k - 1) - 1) // s + 1
         return (lambda: F.conv2d(x, wt, b, s, p, d, g)), rand(n, cout, ho, wo)
+    if a.op == "gemm":
+        # C = alpha op(A) op(B) + beta C0; backward gives dA and dB (the gradient of C0 is not needed, as in Chroma's)
+        m, n, k, ta, tb = c["M"], c["N"], c["K"], c.get("transA", 0), c.get("transB", 0)
+        alpha, beta = c.get("alpha%", 100) / 100, c.get("beta%", 0) / 100
+        A = rand(*((k, m) if ta else (m, k)), grad=True)
+        B = rand(*((n, k) if tb else (k, n)), grad=True)
+        opA, opB = (lambda: A.t() if ta else A), (lambda: B.t() if tb else B)
+        if alpha == 1 and beta == 0:
+            return (lambda: torch.matmul(opA(), opB())), rand(m, n)
+        c0 = rand(m, n)
+        return (lambda: torch.addmm(c0, opA(), opB(), beta=beta, alpha=alpha)), rand(m, n)
     if a.op == "linear":
         x, wt = rand(c["N"], c["In"], grad=True), rand(c["Out"], c["In"], grad=True)
         b = rand(c["Out"], grad=True) if c.get("bias", 1) else None
         return (lambda: F.linear(x, wt, b)), rand(c["N"], c["Out"])
+    if a.op == "cross_entropy":
+        # backward(1/3): the classification term's weight in training, as Chroma's
+        z = rand(c["N"], c["C"], grad=True, lo=-c.get("range", 3), hi=c.get("range", 3))
+        labels = torch.randint(c["C"], (c["N"],))
+        return (lambda: F.cross_entropy(z, labels)), torch.tensor(1 / 3)
+    if a.op == "fusion":
+        # [local ; global tiled over H x W] along channels: PyTorch's tile and concatenation
+        n, h, w = c["N"], c["H"], c["W"]
+        local = rand(n, c["Cl"], h, w, grad=bool(c.get("dlocal", 1)))
+        glob = rand(n, c["Cg"], grad=bool(c.get("dglobal", 1)))
+        return (lambda: torch.cat([local, glob[:, :, None, None].expand(-1, -1, h, w)], 1)), rand(n, c["Cl"] + c["Cg"], h, w)
     shape = (c["N"], c["C"], c["H"], c["W"])
+    if a.op == "bilinear_resize":
+        x = rand(*shape, grad=True)
+        size = (c["Ho"], c["Wo"])
+        return (lambda: F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)), rand(c["N"], c["C"], *size)
+    if a.op == "upsample_nearest":
+        x = rand(*shape, grad=True)
+        return (lambda: F.interpolate(x, scale_factor=2, mode="nearest")), rand(c["N"], c["C"], 2 * c["H"], 2 * c["W"])
+    if a.op == "mse_loss":
+        # backward(0.75): the colour term's weight, as Chroma's
+        p, t = rand(*shape, grad=True), rand(*shape, lo=-0.5, hi=1.5)
+        return (lambda: F.mse_loss(p, t)), torch.tensor(0.75)
     if a.op == "batchnorm":
-        x = rand(*shape, grad=True, lo=-1, hi=5)
+        # U[-1, 1) plus 0, 10, 20 or 30 by channel, as Chroma's harness
+        x = (rand(*shape) + 10 * (torch.arange(c["C"]) % 4).view(1, -1, 1, 1).float()).requires_grad_()
         gamma, beta = rand(c["C"], grad=True, lo=0.5, hi=1.5), rand(c["C"], grad=True)
         rm, rv = torch.zeros(c["C"]), torch.ones(c["C"])
         return (lambda: F.batch_norm(x, rm, rv, gamma, beta, training=True, momentum=0.1, eps=1e-5)), rand(*shape)
@@ -96,14 +138,17 @@ for c in cases:
         forward().backward(dy)
 
     fw = timeit(infer, a.repeats)
-    tr = timeit(train, a.repeats)
     e = {"name": c["name"], "forward_ms": [t * 1e3 for t in fw], "forward_median_ms": statistics.median(fw) * 1e3,
-         "forward_best_ms": min(fw) * 1e3, "train_ms": [t * 1e3 for t in tr], "train_median_ms": statistics.median(tr) * 1e3,
-         "train_best_ms": min(tr) * 1e3}
+         "forward_best_ms": min(fw) * 1e3}
+    if dy is not None:
+        tr = timeit(train, a.repeats)
+        e.update({"train_ms": [t * 1e3 for t in tr], "train_median_ms": statistics.median(tr) * 1e3, "train_best_ms": min(tr) * 1e3})
     entries.append(e)
     if not a.json:
-        print(f"{c['name']:>20}: forward median {e['forward_median_ms']:9.3f} ms (best {e['forward_best_ms']:9.3f}), "
-              f"forward+backward median {e['train_median_ms']:9.3f} ms (best {e['train_best_ms']:9.3f})", flush=True)
+        line = f"{c['name']:>20}: forward median {e['forward_median_ms']:9.3f} ms (best {e['forward_best_ms']:9.3f})"
+        if dy is not None:
+            line += f", forward+backward median {e['train_median_ms']:9.3f} ms (best {e['train_best_ms']:9.3f})"
+        print(line, flush=True)
 
 if a.json:
     print(json.dumps({"device": f"torch {torch.__version__} on cpu, {torch.get_num_threads()} threads", "op": a.op,

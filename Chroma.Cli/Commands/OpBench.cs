@@ -19,7 +19,8 @@ namespace Chroma.Cli.Commands;
 ///  "torch_forward_median_ms", "torch_forward_best_ms", "torch_train_median_ms", "torch_train_best_ms",
 ///  "forward_ratio", "train_ratio"}]}
 /// </code>
-/// ("train" is forward+backward; gflops from the best forward, 2 flops per multiply-add; torch_* and ratios only with --peer.)
+/// ("train" is forward+backward, absent for a forward-only op such as adadelta; gflops from the best forward, 2 flops per
+/// multiply-add; torch_* and ratios only with --peer.)
 /// </summary>
 static class OpBench
 {
@@ -64,7 +65,7 @@ static class OpBench
                 {
                     using var run = op.Prepare(dev, row.Case);
                     row.Forward = Pool(row.Forward, OpHarness.Time(run, repeats, backward: false));
-                    row.Train = Pool(row.Train, OpHarness.Time(run, repeats, backward: true));
+                    if (run.HasBackward) row.Train = Pool(row.Train, OpHarness.Time(run, repeats, backward: true));
                 }
                 if (!peer) continue;
                 CliConsole.Error.MarkupLineInterpolated($"round {round}/{rounds}: PyTorch, {rows.Count} cases");
@@ -74,7 +75,7 @@ static class OpBench
                 {
                     var row = rows.Single(r => r.Case.Name == e.GetProperty("name").GetString());
                     row.TorchForward = Pool(row.TorchForward, Samples(e, "forward_ms"));
-                    row.TorchTrain = Pool(row.TorchTrain, Samples(e, "train_ms"));
+                    if (e.TryGetProperty("train_ms", out _)) row.TorchTrain = Pool(row.TorchTrain, Samples(e, "train_ms"));
                 }
             }
         }
@@ -166,8 +167,9 @@ static class OpBench
             var cells = new List<string> { Markup.Escape(r.Case.Name), Markup.Escape(op.Describe(r.Case)), BenchCommand.Ms(r.Forward!.Median), BenchCommand.Ms(r.Forward.Best),
                 macs > 0 ? $"{2 * macs / r.Forward.Best / 1e9:F1}" : "" };
             if (peer) cells.AddRange([BenchCommand.Ms(r.TorchForward!.Median), $"{r.Forward.Median / r.TorchForward.Median:F3}"]);
-            cells.AddRange([BenchCommand.Ms(r.Train!.Median), BenchCommand.Ms(r.Train.Best)]);
-            if (peer) cells.AddRange([BenchCommand.Ms(r.TorchTrain!.Median), $"{r.Train.Median / r.TorchTrain.Median:F3}"]);
+            // a forward-only op has no forward+backward
+            cells.AddRange(r.Train is { } train ? [BenchCommand.Ms(train.Median), BenchCommand.Ms(train.Best)] : ["-", "-"]);
+            if (peer) cells.AddRange(r.Train is { } t && r.TorchTrain is { } tt ? [BenchCommand.Ms(tt.Median), $"{t.Median / tt.Median:F3}"] : ["-", "-"]);
             table.AddRow(cells.ToArray());
         }
         return table;
@@ -195,17 +197,23 @@ static class OpBench
                 static void Ms(Utf8JsonWriter j, string key, double seconds) => j.WriteNumber(key, Math.Round(seconds * 1e3, 4));
                 Ms(j, "forward_median_ms", r.Forward!.Median);
                 Ms(j, "forward_best_ms", r.Forward.Best);
-                Ms(j, "train_median_ms", r.Train!.Median);
-                Ms(j, "train_best_ms", r.Train.Best);
+                if (r.Train is { } train)
+                {
+                    Ms(j, "train_median_ms", train.Median);
+                    Ms(j, "train_best_ms", train.Best);
+                }
                 if (op.ForwardMultiplyAdds(r.Case) is double macs and > 0) j.WriteNumber("forward_gflops", Math.Round(2 * macs / r.Forward.Best / 1e9, 3));
-                if (r.TorchForward is { } tf && r.TorchTrain is { } tt)
+                if (r.TorchForward is { } tf)
                 {
                     Ms(j, "torch_forward_median_ms", tf.Median);
                     Ms(j, "torch_forward_best_ms", tf.Best);
+                    j.WriteNumber("forward_ratio", Math.Round(r.Forward.Median / tf.Median, 4));
+                }
+                if (r.Train is { } t && r.TorchTrain is { } tt)
+                {
                     Ms(j, "torch_train_median_ms", tt.Median);
                     Ms(j, "torch_train_best_ms", tt.Best);
-                    j.WriteNumber("forward_ratio", Math.Round(r.Forward.Median / tf.Median, 4));
-                    j.WriteNumber("train_ratio", Math.Round(r.Train.Median / tt.Median, 4));
+                    j.WriteNumber("train_ratio", Math.Round(t.Median / tt.Median, 4));
                 }
                 j.WriteEndObject();
             }

@@ -94,7 +94,9 @@ public sealed class ReluOp : ElementwiseOp
 public static class Ops
 {
     public static IReadOnlyList<OpDeclaration> All { get; } =
-        [Conv2dOp.Instance, LinearOp.Instance, BatchNormOp.Instance, SigmoidOp.Instance, ReluOp.Instance];
+        [Conv2dOp.Instance, LinearOp.Instance, BatchNormOp.Instance, SigmoidOp.Instance, ReluOp.Instance, GemmOp.Instance,
+         MseLossOp.Instance, CrossEntropyOp.Instance,
+         BilinearResizeOp.Instance, UpsampleNearestOp.Instance, FusionOp.Instance, AdadeltaOp.Instance];
 
     public static OpDeclaration? Find(string name) => All.FirstOrDefault(o => string.Equals(o.Name, name, StringComparison.OrdinalIgnoreCase));
 

@@ -25,8 +25,11 @@ public sealed record OpCase(string Name, IReadOnlyDictionary<string, int> Sizes)
     public bool Flag(string key, bool fallback = true) => Get(key, fallback ? 1 : 0) != 0;
 
     /// <summary>The same case with one size changed (e.g. a batch of 3 for the chunked convolution tests); the name says so.</summary>
-    public OpCase With(string key, int value) =>
-        new($"{Name} {key}={value}", new Dictionary<string, int>(Sizes, StringComparer.Ordinal) { [key] = value });
+    public OpCase With(string key, int value) => With(key, value, $"{key}={value}");
+
+    /// <summary>The same case with one size changed, <paramref name="label"/> added to its name ("odd_p1 Vector256").</summary>
+    public OpCase With(string key, int value, string label) =>
+        new($"{Name} {label}", new Dictionary<string, int>(Sizes, StringComparer.Ordinal) { [key] = value });
 
     // Records compare dictionaries by reference; two cases are the same when name and sizes are.
     public bool Equals(OpCase? other) =>

@@ -77,6 +77,25 @@ public abstract class OpRun(Device device, OpCase c, int seed) : IDisposable
 
     public virtual Tolerance ForwardTolerance => new(1e-5, 1e-5);
 
+    /// <summary>
+    /// What check mode compares with <see cref="Reference"/>: <see cref="Output"/>'s values, or for some ops
+    /// something derived from them (ADADELTA: the parameter update, so that the rounding of the parameters
+    /// themselves does not set the tolerance).
+    /// </summary>
+    public virtual double[] ReadOutput() => Array.ConvertAll(Output.ToArray(), v => (double)v);
+
+    /// <summary>
+    /// The other outputs forward writes (saved statistics, probabilities, optimizer state, untouched
+    /// padding) against their float64 values, after <see cref="Output"/>; null when they match or there are none.
+    /// </summary>
+    public virtual string? OtherOutputsMismatch() => null;
+
+    /// <summary>
+    /// False for a forward-only run (an optimizer step, batch norm's inference form, a convolution's fused
+    /// ReLU epilogue): it has no grad mode, and time mode times its forward alone.
+    /// </summary>
+    public virtual bool HasBackward => true;
+
     /// <summary>Backward against central differences of the reference (GradCheck's default).</summary>
     public virtual Tolerance GradTolerance => new(1e-3, 1e-4);
 
@@ -85,6 +104,25 @@ public abstract class OpRun(Device device, OpCase c, int seed) : IDisposable
     /// central differences); null when they match or there is none.
     /// </summary>
     public virtual string? ReferenceBackwardMismatch(float[]?[] gradients) => null;
+
+    /// <summary>Whether <see cref="ReferenceBackwardMismatch"/> compares with a float64 backward reference.</summary>
+    public virtual bool HasReferenceBackward => false;
+
+    /// <summary>
+    /// Whether grad mode also takes central differences (two reference forwards per input element); false for
+    /// a case too large for them (<see cref="CentralDifferencesWithin"/>), which the backward reference alone checks.
+    /// </summary>
+    public virtual bool CentralDifferences => true;
+
+    /// <summary>Most operations the central differences of one case may take (a few seconds of float64 on one core).</summary>
+    public const double CentralDifferencesBudget = 1e9;
+
+    /// <summary>
+    /// Whether central differences over every element of <see cref="Inputs"/> fit <see cref="CentralDifferencesBudget"/>
+    /// for a reference forward of <paramref name="referenceOperations"/> operations.
+    /// </summary>
+    protected bool CentralDifferencesWithin(double referenceOperations) =>
+        2 * Inputs.Sum(i => (double)i.Length) * referenceOperations <= CentralDifferencesBudget;
 
     /// <summary>Gradients backward added, one per <see cref="Inputs"/> entry (their start values taken off); null where not computed.</summary>
     public virtual float[]?[] Gradients() =>
@@ -140,19 +178,25 @@ public static class OpHarness
     {
         run.Forward();
         var t = run.ForwardTolerance;
-        return Closeness.Mismatch($"{run.Label} forward {run.Case}", run.Reference(run.Inputs), run.Output.ToArray(), t.Rtol, t.Atol);
+        return Closeness.Mismatch($"{run.Label} forward {run.Case}", run.Reference(run.Inputs), run.ReadOutput(), t.Rtol, t.Atol)
+            ?? run.OtherOutputsMismatch();
     }
 
     /// <summary>
     /// Grad: forward, backward, then each gradient against the op's float64 backward reference (if it has
-    /// one) and against central differences in float64 of the reference forward (<see cref="Closeness.CentralDifferences"/>).
+    /// one) and against central differences in float64 of the reference forward (<see cref="Closeness.CentralDifferences"/>;
+    /// skipped for a case too large for them, <see cref="OpRun.CentralDifferences"/>).
     /// </summary>
     public static string? Grad(OpRun run)
     {
+        if (!run.HasBackward) throw new InvalidOperationException($"{run.Label} {run.Case} is forward-only: it has no grad mode.");
+        if (!run.CentralDifferences && !run.HasReferenceBackward)
+            throw new InvalidOperationException($"{run.Label} {run.Case} is too large for central differences and has no backward reference.");
         run.Forward();
         run.Backward();
         var gradients = run.Gradients();
         if (run.ReferenceBackwardMismatch(gradients) is { } m) return m;
+        if (!run.CentralDifferences) return null;
         var t = run.GradTolerance;
         return Closeness.GradientMismatch($"{run.Label} backward {run.Case}", run.Reference, run.Inputs, run.Dy, gradients, t.Rtol, t.Atol);
     }
@@ -163,6 +207,7 @@ public static class OpHarness
     /// </summary>
     public static OpTiming Time(OpRun run, int repeats, bool backward)
     {
+        if (backward && !run.HasBackward) throw new InvalidOperationException($"{run.Label} {run.Case} is forward-only: time its forward alone.");
         void Once()
         {
             run.Forward();

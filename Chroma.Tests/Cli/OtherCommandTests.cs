@@ -1,3 +1,4 @@
+using Chroma.Kernels.Harness;
 using Chroma.Model;
 using Chroma.Training;
 using Chroma.Tests.Training;
@@ -181,11 +182,12 @@ public sealed class OtherCommandTests : IDisposable
     {
         var r = Cli.Run("bench", "--op", "list");
         Assert.True(r.ExitCode == 0, r.ToString());
-        foreach (var op in new[] { "conv2d", "linear", "batchnorm", "sigmoid", "relu" }) Assert.Contains(op, r.Stdout);
+        foreach (var op in Ops.All) Assert.Contains(op.Name, r.Stdout);
 
         r = Cli.Run("bench", "--device", "cpu", "--op", "nope");
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("--op: unknown op 'nope'; known ops: conv2d, linear, batchnorm, sigmoid, relu", r.Stderr);
+        Assert.Contains("--op: unknown op 'nope'; known ops: conv2d, linear, batchnorm, sigmoid, relu, gemm, mse_loss, cross_entropy, " +
+            "bilinear_resize, upsample_nearest, fusion, adadelta", r.Stderr);
         Assert.Equal("", r.Stdout);
         r = Cli.Run("bench", "--device", "cpu", "--op", "conv2d", "--case", "w3.low1");
         Assert.Equal(2, r.ExitCode);
@@ -206,6 +208,16 @@ public sealed class OtherCommandTests : IDisposable
             Assert.True(e.GetProperty("train_median_ms").GetDouble() > 0);
             Assert.True(e.GetProperty("forward_gflops").GetDouble() > 0);
             Assert.False(e.TryGetProperty("forward_ratio", out _));
+        }
+
+        // A forward-only op (an optimizer step) is timed forward alone: its entries have no forward+backward.
+        r = Cli.Run("bench", "--device", "cpu", "--op", "adadelta", "--case", "w0.25", "--repeats", "1", "--json");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using (var doc = System.Text.Json.JsonDocument.Parse(r.Stdout))
+        {
+            var e = Assert.Single(doc.RootElement.GetProperty("entries").EnumerateArray());
+            Assert.True(e.GetProperty("forward_median_ms").GetDouble() > 0);
+            Assert.False(e.TryGetProperty("train_median_ms", out _));
         }
 
         // A peer that cannot run is a failure of the run (exit 1) naming it; the peer is for the CPU path only.

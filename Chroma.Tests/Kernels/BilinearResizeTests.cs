@@ -1,4 +1,5 @@
 using Chroma.Kernels;
+using Chroma.Kernels.Harness;
 using Xunit;
 
 namespace Chroma.Tests.Kernels;
@@ -7,42 +8,32 @@ public class BilinearResizeTests
 {
     const int N = 2, C = 3;
 
-    // (H, W) -> (Ho, Wo): growing both axes, shrinking both by non-integer factors, the identity,
-    // mixed (grow H, shrink W; shrink H by an integer factor, grow W), and large factors both ways.
-    static readonly (int H, int W, int Ho, int Wo)[] Sizes =
-        [(5, 7, 11, 9), (13, 11, 4, 5), (5, 7, 5, 7), (5, 13, 9, 4), (12, 4, 3, 10), (31, 3, 4, 17)];
-
-    public static TheoryData<string, int, int, int, int> Cases()
+    /// <summary>
+    /// Every path with every case declared in the op harness (Chroma.Kernels/Harness/SpatialOps.cs): N 2, C 3, growing
+    /// both axes, shrinking both by non-integer factors, the identity (an exact copy: tolerance 0), mixed, large factors.
+    /// </summary>
+    public static TheoryData<string, string> PathsAndCases()
     {
-        var d = new TheoryData<string, int, int, int, int>();
+        var d = new TheoryData<string, string>();
         foreach (var path in TestDevices.Paths)
-            foreach (var (h, w, ho, wo) in Sizes)
-                d.Add(path, h, w, ho, wo);
+            foreach (var c in BilinearResizeOp.Instance.CheckCases) d.Add(path, c.Name);
         return d;
     }
 
-    [Theory, MemberData(nameof(Cases))]
-    public void Forward_matches_reference(string path, int h, int w, int ho, int wo)
+    /// <summary>Check mode: y starts at 7 (forward overwrites it), then against the float64 reference.</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Forward_matches_reference(string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(41, N * C * h * w));
-        using var tx = TestData.Tensor(dev, x, N, C, h, w);
-        using var ty = TestData.Tensor(dev, TestData.Uniform(42, N * C * ho * wo), N, C, ho, wo); // forward overwrites
-        BilinearResize.Forward(tx, ty);
-        Compare.Close("resize", BilinearResize.Reference.Forward(x, N, C, h, w, ho, wo), ty.ToArray(), 1e-5, 1e-6);
+        using var run = BilinearResizeOp.Instance.Prepare(TestDevices.Get(path), BilinearResizeOp.Instance.Case(name), seed: 41);
+        HarnessAssert.Passes(OpHarness.Check(run));
     }
 
-    [Theory, MemberData(nameof(Cases))]
-    public void Backward_matches_finite_differences(string path, int h, int w, int ho, int wo)
+    /// <summary>Grad mode: dx starts at 0.5 (backward accumulates), then against central differences of the reference.</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Backward_matches_finite_differences(string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(43, N * C * h * w));
-        var dy = TestData.RoundToFloat(TestData.Uniform(44, N * C * ho * wo));
-        using var tdy = TestData.Tensor(dev, dy, N, C, ho, wo);
-        using var tdx = TestData.Tensor(dev, Enumerable.Repeat(0.5, x.Length).ToArray(), N, C, h, w); // backward accumulates
-        BilinearResize.Backward(tdy, tdx);
-        var grad = tdx.ToArray().Select(v => v - 0.5f).ToArray();
-        GradCheck.Check("resize", i => BilinearResize.Reference.Forward(i[0], N, C, h, w, ho, wo), [x], dy, [grad]);
+        using var run = BilinearResizeOp.Instance.Prepare(TestDevices.Get(path), BilinearResizeOp.Instance.Case(name), seed: 43);
+        HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
     // The GPU backward gathers, for each input, from a candidate range of outputs computed in float;
@@ -63,17 +54,6 @@ public class BilinearResizeTests
                             Assert.Fail($"{inSize} -> {outSize}: output {o} reads input {i}, outside its candidates [{axis.FirstOutputOf(i)}, {axis.EndOutputOf(i)}).");
                 }
             }
-    }
-
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Same_size_is_an_exact_copy(string path)
-    {
-        var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(45, N * C * 5 * 7));
-        using var tx = TestData.Tensor(dev, x, N, C, 5, 7);
-        using var ty = dev.Zeros(N, C, 5, 7);
-        BilinearResize.Forward(tx, ty);
-        Compare.Close("identity resize", x, ty.ToArray(), 0, 0);
     }
 
     // Golden values from PyTorch 1.13 in float64, on one plane holding x[k] = ((37 k) mod 23) / 8 - 1:

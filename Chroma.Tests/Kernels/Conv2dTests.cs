@@ -8,8 +8,9 @@ namespace Chroma.Tests.Kernels;
 public class Conv2dTests
 {
     // The cases are declared once in the op harness (Chroma.Kernels/Harness/Conv2dOp.cs): odd H, W so the last row
-    // and column are edge cases, strides, padding 0, dilation, groups, depthwise, no bias, no dx.
-    static readonly Dictionary<string, OpCase> Cases = Conv2dOp.Instance.CheckCases.ToDictionary(c => c.Name);
+    // and column are edge cases, strides, padding 0, dilation, groups, depthwise, no bias, no dx. (Its cases that force a
+    // CPU algorithm run below and in WinogradTests, on every vector width.)
+    static readonly Dictionary<string, OpCase> Cases = Conv2dOp.PlainCases.ToDictionary(c => c.Name);
 
     public static TheoryData<string, string> PathsAndCases()
     {
@@ -126,45 +127,24 @@ public class Conv2dTests
     }
 
     /// <summary>
-    /// The CPU's direct packed product (the forward of every non-Winograd layer) on every vector width the
-    /// machine accelerates: more than one k block (Cin*K*K over 192), Cout not a multiple of the 6-row
-    /// micro-tile, a short last panel of output pixels, padding on every side.
+    /// The CPU's direct packed product (the forward of every non-Winograd layer), forced, on every vector width the
+    /// machine accelerates: the harness's "direct." cases (more than one k block, Cout not a multiple of the 6-row
+    /// micro-tile, a short last panel of output pixels, padding on every side, groups, dilation, depthwise).
     /// </summary>
     public static TheoryData<string, string> DirectCases()
     {
         var d = new TheoryData<string, string>();
-        foreach (var k in new[] { Gemm.CpuKernel.Vector512, Gemm.CpuKernel.Vector256, Gemm.CpuKernel.Vector128, Gemm.CpuKernel.Scalar })
-            if (Gemm.IsAccelerated(k))
-                foreach (var c in DirectShapes.Keys) d.Add(c, k.ToString());
+        foreach (var k in CpuKernelSize.Accelerated())
+            foreach (var c in Conv2dOp.Instance.CheckCases.Where(c => c.Name.StartsWith("direct.", StringComparison.Ordinal)))
+                d.Add(c.Name, k.ToString());
         return d;
     }
-
-    static readonly Dictionary<string, Case> DirectShapes = new()
-    {
-        ["k3s2p1_blocks"] = new(2, 30, 13, 17, 23, 3, 2, 1, Bias: true, InputGradient: true),
-        ["k1s1p0_blocks"] = new(1, 200, 7, 5, 9, 1, 1, 0, Bias: true, InputGradient: true),
-        ["k5s2p2"] = Case.Of(Cases["k5s2p2"]),
-        // two groups of 24 channels (216-deep columns: two k blocks each), 7 outputs per group, dilation 2, stride 2, padding 2
-        ["k3s2p2d2g2_blocks"] = new(2, 48, 14, 17, 23, 3, 2, 2, Bias: true, InputGradient: true, Dilation: 2, Groups: 2),
-        // depthwise, dilation 3 with padding 3 ("same")
-        ["k3s1p3d3_depthwise"] = new(1, 5, 10, 13, 11, 3, 1, 3, Bias: true, InputGradient: true, Dilation: 3, Groups: 5),
-    };
 
     [Theory, MemberData(nameof(DirectCases))]
     public void Direct_forward_matches_reference_on_every_width(string name, string kernel)
     {
-        var c = DirectShapes[name];
-        var dev = TestDevices.Get("cpu");
-        var x = TestData.RoundToFloat(TestData.Uniform(50, c.XCount));
-        var w = TestData.RoundToFloat(TestData.Uniform(51, c.WCount));
-        var b = TestData.RoundToFloat(TestData.Uniform(52, c.Cout));
-        using var tx = TestData.Tensor(dev, x, c.XShape);
-        using var tw = TestData.Tensor(dev, w, c.WShape);
-        using var tb = TestData.Tensor(dev, b, c.Cout);
-        using var ty = TestData.Tensor(dev, Enumerable.Repeat(7.0, c.YCount).ToArray(), c.YShape);
-        Conv2d.Forward(tx, tw, tb, ty, c.Stride, c.Pad, Conv2d.CpuAlgorithm.DirectGemm, Enum.Parse<Gemm.CpuKernel>(kernel),
-            dilation: c.Dilation, groups: c.Groups);
-        Compare.Close($"direct conv {c} {kernel}", c.Reference(x, w, b), ty.ToArray(), 1e-5, 1e-4);
+        var c = CpuKernelSize.With(Conv2dOp.Instance.Case(name), Enum.Parse<Gemm.CpuKernel>(kernel));
+        CheckForward(TestDevices.Get("cpu"), c, seed: 50);
     }
 
     [Fact]

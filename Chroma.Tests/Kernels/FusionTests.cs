@@ -1,4 +1,5 @@
 using Chroma.Kernels;
+using Chroma.Kernels.Harness;
 using Xunit;
 
 namespace Chroma.Tests.Kernels;
@@ -7,64 +8,43 @@ public class FusionTests
 {
     const int N = 2, Cl = 3, Cg = 4, H = 5, W = 7; // odd sizes catch indexing errors
     const int Ct = Cl + Cg;
-    static readonly double[] Local = TestData.RoundToFloat(TestData.Uniform(31, N * Cl * H * W));
-    static readonly double[] Global = TestData.RoundToFloat(TestData.Uniform(32, N * Cg));
-    static readonly double[] Dy = TestData.RoundToFloat(TestData.Uniform(33, N * Ct * H * W));
 
-    static double[] Reference(double[][] i) => Fusion.Reference.Forward(i[0], N, Cl, H, W, i[1], Cg);
-
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Forward_matches_reference(string path)
+    /// <summary>
+    /// Every path with every case declared in the op harness (Chroma.Kernels/Harness/SpatialOps.cs): N 2, Cl 3, Cg 4,
+    /// 5x7, backward with both gradients, the global one only, the local one only.
+    /// </summary>
+    public static TheoryData<string, string> PathsAndCases()
     {
-        var dev = TestDevices.Get(path);
-        using var local = TestData.Tensor(dev, Local, N, Cl, H, W);
-        using var global = TestData.Tensor(dev, Global, N, Cg);
-        using var y = TestData.Tensor(dev, TestData.Uniform(34, N * Ct * H * W), N, Ct, H, W); // forward overwrites
-        Fusion.Forward(local, global, y);
-        Compare.Close("fusion", Reference([Local, Global]), y.ToArray(), 0, 0); // copies are exact
+        var d = new TheoryData<string, string>();
+        foreach (var path in TestDevices.Paths)
+            foreach (var c in FusionOp.Instance.CheckCases) d.Add(path, c.Name);
+        return d;
     }
 
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Backward_matches_finite_differences(string path)
+    /// <summary>Check mode: y starts at 7, then against the float64 reference with tolerance 0 (copies are exact).</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Forward_matches_reference(string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        var (dLocal, dGlobal) = RunBackward(dev, withLocal: true, withGlobal: true);
-        GradCheck.Check("fusion", Reference, [Local, Global], Dy, [dLocal, dGlobal]);
+        using var run = FusionOp.Instance.Prepare(TestDevices.Get(path), FusionOp.Instance.Case(name), seed: 31);
+        HarnessAssert.Passes(OpHarness.Check(run));
     }
 
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Backward_without_local_gradient_computes_global_only(string path)
+    /// <summary>Grad mode: the gradients asked for start at 0.5 (backward accumulates), then against central differences.</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Backward_matches_finite_differences(string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        var (_, dGlobal) = RunBackward(dev, withLocal: false, withGlobal: true);
-        GradCheck.Check("fusion (global only)", Reference, [Local, Global], Dy, [null, dGlobal]);
-    }
-
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Backward_without_global_gradient_computes_local_only(string path)
-    {
-        var dev = TestDevices.Get(path);
-        var (dLocal, _) = RunBackward(dev, withLocal: true, withGlobal: false);
-        GradCheck.Check("fusion (local only)", Reference, [Local, Global], Dy, [dLocal, null]);
+        using var run = FusionOp.Instance.Prepare(TestDevices.Get(path), FusionOp.Instance.Case(name), seed: 33);
+        HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
     public void Backward_without_gradients_does_nothing(string path)
     {
         var dev = TestDevices.Get(path);
-        using var dy = TestData.Tensor(dev, Dy, N, Ct, H, W);
+        var values = TestData.RoundToFloat(TestData.Uniform(33, N * Ct * H * W));
+        using var dy = TestData.Tensor(dev, values, N, Ct, H, W);
         Fusion.Backward(dy, null, null);
-        Compare.Close("dy untouched", Dy, dy.ToArray(), 0, 0);
-    }
-
-    /// <summary>Runs Backward into gradients that start at 0.5 (it accumulates) and returns what it added.</summary>
-    static (float[]? DLocal, float[]? DGlobal) RunBackward(Device dev, bool withLocal, bool withGlobal)
-    {
-        using var dy = TestData.Tensor(dev, Dy, N, Ct, H, W);
-        using var dLocal = withLocal ? TestData.Tensor(dev, Enumerable.Repeat(0.5, Local.Length).ToArray(), N, Cl, H, W) : null;
-        using var dGlobal = withGlobal ? TestData.Tensor(dev, Enumerable.Repeat(0.5, Global.Length).ToArray(), N, Cg) : null;
-        Fusion.Backward(dy, dLocal, dGlobal);
-        return (dLocal?.ToArray().Select(v => v - 0.5f).ToArray(), dGlobal?.ToArray().Select(v => v - 0.5f).ToArray());
+        Compare.Close("dy untouched", values, dy.ToArray(), 0, 0);
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]

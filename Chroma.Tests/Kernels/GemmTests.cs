@@ -1,129 +1,104 @@
 using Chroma.Kernels;
+using Chroma.Kernels.Harness;
 using ILGPU;
 using ILGPU.Runtime;
 using Xunit;
 
 namespace Chroma.Tests.Kernels;
 
+/// <summary>
+/// GEMM through the op harness (Chroma.Kernels/Harness/GemmOp.cs: check against the float64 product, grad with dA and
+/// dB as two more products against their float64 products and central differences), on both paths, on every CPU
+/// micro-kernel width and every GPU kernel; plus what the harness's tensor op does not express: the raw-array and
+/// view overloads with offsets and leading dimensions (elements outside the window untouched) and argument checks.
+/// </summary>
 public class GemmTests
 {
-    public static TheoryData<string, bool, bool> Cases()
+    static readonly GemmOp Op = GemmOp.Instance;
+
+    /// <summary>The cases both paths run: odd sizes, partial GPU tiles and CPU blocks, beta 0 over NaN, beta 1, K = 0.</summary>
+    static IEnumerable<OpCase> DeviceCases => Op.CheckCases.Where(c => !c.Name.StartsWith("blocks.", StringComparison.Ordinal) &&
+        !c.Name.StartsWith("kernels.", StringComparison.Ordinal));
+
+    public static TheoryData<string, string> PathsAndCases()
     {
-        var d = new TheoryData<string, bool, bool>();
+        var d = new TheoryData<string, string>();
         foreach (var p in new[] { "cpu", "gpu" })
-            foreach (var ta in new[] { false, true })
-                foreach (var tb in new[] { false, true })
-                    d.Add(p, ta, tb);
+            foreach (var c in DeviceCases) d.Add(p, c.Name);
         return d;
     }
 
-    // Every CPU micro-kernel width this machine accelerates (scalar always; Vector512 only on AVX-512
-    // hardware), with every transpose combination.
-    public static TheoryData<string, bool, bool> CpuKernelCases()
+    /// <summary>Check mode: C starts as NaN (beta 0) or C0, restored before the product, then against the float64 product.</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Product_matches_reference(string path, string name)
     {
-        var d = new TheoryData<string, bool, bool>();
-        foreach (Gemm.CpuKernel kernel in Enum.GetValues<Gemm.CpuKernel>())
-            if (Gemm.IsAccelerated(kernel))
-                foreach (var ta in new[] { false, true })
-                    foreach (var tb in new[] { false, true })
-                        d.Add(kernel.ToString(), ta, tb);
+        using var run = Op.Prepare(TestDevices.Get(path), Op.Case(name), seed: 10);
+        HarnessAssert.Passes(OpHarness.Check(run));
+    }
+
+    /// <summary>Grad mode: dA and dB (starting at 0.5 and -0.25: backward accumulates) against their float64 products, then central differences.</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Backward_matches_reference_and_finite_differences(string path, string name)
+    {
+        using var run = Op.Prepare(TestDevices.Get(path), Op.Case(name), seed: 20);
+        HarnessAssert.Passes(OpHarness.Grad(run));
+    }
+
+    /// <summary>
+    /// Every CPU micro-kernel width this machine accelerates (scalar always, Vector512 only on AVX-512 hardware; Auto,
+    /// the widest, too) on the shapes that cross the CPU blocking's edges, every transpose combination.
+    /// </summary>
+    public static TheoryData<string, string> CpuKernelCases()
+    {
+        var d = new TheoryData<string, string>();
+        foreach (var kernel in CpuKernelSize.Accelerated(withAuto: true))
+            foreach (var c in Op.CheckCases.Where(c => c.Name.StartsWith("blocks.", StringComparison.Ordinal)))
+                d.Add(kernel.ToString(), c.Name);
         return d;
     }
 
-    [Theory, MemberData(nameof(Cases))]
-    public void Product_matches_reference(string path, bool transA, bool transB)
-    {
-        var dev = TestDevices.Get(path);
-        const int m = 13, n = 21, k = 17;
-        var a = TestData.RoundToFloat(TestData.Uniform(10, m * k));
-        var b = TestData.RoundToFloat(TestData.Uniform(11, k * n));
-        var c = TestData.RoundToFloat(TestData.Uniform(12, m * n));
-        using var ta = TestData.Tensor(dev, a, transA ? [k, m] : [m, k]);
-        using var tb = TestData.Tensor(dev, b, transB ? [n, k] : [k, n]);
-        using var tc = TestData.Tensor(dev, c, m, n);
-        Gemm.Multiply(ta, tb, tc, transA, transB, alpha: 0.75f, beta: 0.5f);
-        var expected = Gemm.Reference.Multiply(transA, transB, m, n, k, 0.75, a, b, 0.5, c);
-        Compare.Close("gemm", expected, tc.ToArray(), 1e-5, 1e-5);
-    }
-
-    // Sizes that cross the GPU tile (16 on the simulator, 64 on CUDA) and TileK = 16 boundaries.
-    [Theory, MemberData(nameof(Cases))]
-    public void Product_with_partial_tiles_matches_reference(string path, bool transA, bool transB)
-    {
-        var dev = TestDevices.Get(path);
-        bool gpu = path == "gpu";
-        int m = gpu ? 37 : 67, n = gpu ? 70 : 45, k = gpu ? 33 : 300;
-        CheckMultiply(dev, transA, transB, m, n, k, alpha: 1.25f, beta: -0.5f, seed: 20);
-    }
-
-    // The CPU blocking: MR = 6, NR = 2 vectors, KC = 192/256, MC <= 144, NC = 4096, and the
-    // parallel split (products above 96^3 multiply-adds; along k when C is small). Each shape stresses one dimension;
-    // the rest stay small so the scalar kernel is quick too.
     [Theory, MemberData(nameof(CpuKernelCases))]
-    public void Cpu_kernels_match_reference_across_block_edges(string kernelName, bool transA, bool transB)
+    public void Cpu_kernels_match_reference_across_block_edges(string kernel, string name)
     {
-        var kernel = Enum.Parse<Gemm.CpuKernel>(kernelName);
-        (int m, int n, int k)[] shapes =
-        [
-            (1, 1, 1), (5, 3, 2),        // smaller than one micro-tile
-            (67, 45, 300),               // partial tiles in m and n, two k blocks
-            (301, 19, 11),               // several A blocks (m > MC), partial last one
-            (7, 4131, 3),                // two B blocks (n > NC)
-            (9, 35, 700),                // three k blocks, beta applied only with the first
-            (150, 70, 300),              // parallel, two A blocks sharing each packed B block
-            (7, 20, 8000),               // small C, long k: split along k into summed partial products
-            (8, 300, 400),               // parallel with few rows: work items split the columns
-        ];
-        int seed = 30;
-        foreach (var (m, n, k) in shapes)
-        {
-            var a = TestData.ToFloat(TestData.Uniform(seed++, m * k));
-            var b = TestData.ToFloat(TestData.Uniform(seed++, k * n));
-            var c = TestData.ToFloat(TestData.Uniform(seed++, m * n));
-            var expected = Gemm.Reference.Multiply(transA, transB, m, n, k, 0.75,
-                TestData.ToDouble(a), TestData.ToDouble(b), -1.5, TestData.ToDouble(c));
-            Gemm.Cpu(kernel, transA, transB, m, n, k, 0.75f, a, 0, transA ? m : k, b, 0, transB ? k : n, -1.5f, c, 0, n);
-            Compare.Close($"{kernel} {m}x{n}x{k}", expected, c, 1e-5, 2e-6 * k);
-        }
+        var c = CpuKernelSize.With(Op.Case(name), Enum.Parse<Gemm.CpuKernel>(kernel));
+        using (var run = Op.Prepare(TestDevices.Get("cpu"), c, seed: 30))
+            HarnessAssert.Passes(OpHarness.Check(run));
+        using (var run = Op.Prepare(TestDevices.Get("cpu"), c, seed: 31))
+            HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
-    // beta == 0 must overwrite C without reading it: NaN in the old C must not leak into the result.
-    [Theory, MemberData(nameof(Cases))]
-    public void Beta_zero_ignores_nan_in_c(string path, bool transA, bool transB)
+    /// <summary>Every GPU kernel (1: naive, 2: 4x4 tiled, 3: 8x8 tiled), forced, on shapes with partial tiles for both tiled kernels (tiles of 16 and 32 on the simulator).</summary>
+    public static TheoryData<string, int> GpuKernelCases()
     {
-        var dev = TestDevices.Get(path);
-        int m = 19, n = 23, k = path == "gpu" ? 18 : 260;
-        var a = TestData.RoundToFloat(TestData.Uniform(40, m * k));
-        var b = TestData.RoundToFloat(TestData.Uniform(41, k * n));
-        using var ta = TestData.Tensor(dev, a, transA ? [k, m] : [m, k]);
-        using var tb = TestData.Tensor(dev, b, transB ? [n, k] : [k, n]);
-        using var tc = dev.FromArray(Enumerable.Repeat(float.NaN, m * n).ToArray(), m, n);
-        Gemm.Multiply(ta, tb, tc, transA, transB, alpha: 2f);
-        var expected = Gemm.Reference.Multiply(transA, transB, m, n, k, 2, a, b, 0, new double[m * n]);
-        Compare.Close("gemm beta=0", expected, tc.ToArray(), 1e-5, 1e-5);
+        var d = new TheoryData<string, int>();
+        foreach (var c in Op.CheckCases.Where(c => c.Name.StartsWith("kernels.", StringComparison.Ordinal)))
+            for (int kernel = 1; kernel <= 3; kernel++) d.Add(c.Name, kernel);
+        return d;
     }
 
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Beta_one_accumulates_into_c(string path)
+    [Theory, MemberData(nameof(GpuKernelCases))]
+    public void Gpu_kernels_match_reference(string name, int kernel)
     {
-        var dev = TestDevices.Get(path);
-        CheckMultiply(dev, false, true, 11, 26, 40, alpha: -1f, beta: 1f, seed: 50);
+        var c = GemmOp.WithGpuKernel(Op.Case(name), kernel);
+        using (var run = Op.Prepare(TestDevices.Get("gpu"), c, seed: 90))
+            HarnessAssert.Passes(OpHarness.Check(run));
+        using (var run = Op.Prepare(TestDevices.Get("gpu"), c, seed: 91))
+            HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
-    // k == 0: the product is empty, so C = beta * C (zeros for beta == 0, even over NaN).
-    [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
-    public void Empty_inner_dimension_scales_c(string path)
+    /// <summary>The declared cases cover what the tests above were written for.</summary>
+    [Fact]
+    public void Cases_cover_beta_zero_beta_one_and_an_empty_inner_dimension()
     {
-        var dev = TestDevices.Get(path);
-        using var a = dev.Zeros(5, 0);
-        using var b = dev.Zeros(0, 7);
-        var c0 = TestData.RoundToFloat(TestData.Uniform(60, 35));
-        using var c = TestData.Tensor(dev, c0, 5, 7);
-        Gemm.Multiply(a, b, c, beta: 3f);
-        Compare.Close("k=0 beta=3", c0.Select(v => 3 * v).ToArray(), c.ToArray(), 1e-6, 0);
-        using var cNan = dev.FromArray(Enumerable.Repeat(float.NaN, 35).ToArray(), 5, 7);
-        Gemm.Multiply(a, b, cNan);
-        Compare.Close("k=0 beta=0", new double[35], cNan.ToArray(), 0, 0);
+        Assert.Equal(0, Op.Case("beta0.19x23x260.tn")["beta%"]);
+        Assert.Equal((100, 1), (Op.Case("beta1.11x26x40.nt")["beta%"], Op.Case("beta1.11x26x40.nt")["transB"]));
+        Assert.Equal(0, Op.Case("empty.5x7x0.nn")["K"]);
+        Assert.Equal(36, Op.CheckCases.Count(c => c.Name.StartsWith("blocks.", StringComparison.Ordinal)));
+        Assert.Equal("13x21x17 A^T B alpha 0.75 beta 0.5", Op.Describe(Op.Case("small.13x21x17.tn")));
+        Assert.Equal(33, Op.BenchCases.Count);
+        // w1.mid1, 512 -> 512 channels at 28x28, batch 4: W [512, 512*9] x cols [512*9, 4*28*28]
+        var mid1 = Op.Case("w1.mid1");
+        Assert.Equal((512, 3136, 4608), (mid1["M"], mid1["N"], mid1["K"]));
     }
 
     // Gemm.Cpu on windows into larger arrays: offsets, lda > columns of A, ldb, ldc > n.
@@ -188,35 +163,6 @@ public class GemmTests
                 Assert.True(got[i * ldc + j] == (float)cStore[i * ldc + j], $"C padding ({i}, {j}) changed");
     }
 
-    // Every GPU kernel (1: naive, 2: 4x4 tiled, 3: 8x8 tiled) against the reference, on shapes
-    // with partial tiles for both tiled kernels (tiles of 16 and 32 on the simulator).
-    [Theory]
-    [InlineData(false, false)]
-    [InlineData(false, true)]
-    [InlineData(true, false)]
-    [InlineData(true, true)]
-    public void Gpu_kernels_match_reference(bool transA, bool transB)
-    {
-        var gpu = (GpuDevice)TestDevices.Get("gpu");
-        const int m = 37, n = 45, k = 21;
-        var a = TestData.RoundToFloat(TestData.Uniform(90, m * k));
-        var b = TestData.RoundToFloat(TestData.Uniform(91, k * n));
-        var c = TestData.RoundToFloat(TestData.Uniform(92, m * n));
-        var expected = Gemm.Reference.Multiply(transA, transB, m, n, k, 0.5, a, b, -2, c);
-        using var ta = TestData.Tensor(gpu, a, transA ? [k, m] : [m, k]);
-        using var tb = TestData.Tensor(gpu, b, transB ? [n, k] : [k, n]);
-        int lda = transA ? m : k, ldb = transB ? k : n;
-        foreach (var (name, kernel) in new (string, GpuGemm)[] { ("naive", Gemm.GpuNaive), ("tiled 4x4", Gemm.GpuTiled4), ("tiled 8x8", Gemm.GpuTiled8) })
-        {
-            using var tc = TestData.Tensor(gpu, c, m, n);
-            kernel(gpu, transA, transB, m, n, k, 0.5f, ta.View, lda, tb.View, ldb, -2f, tc.View, n);
-            Compare.Close(name, expected, tc.ToArray(), 1e-5, 1e-5);
-        }
-    }
-
-    delegate void GpuGemm(GpuDevice gpu, bool transA, bool transB, int m, int n, int k, float alpha,
-        ArrayView<float> a, int lda, ArrayView<float> b, int ldb, float beta, ArrayView<float> c, int ldc);
-
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
     public void Mismatched_shapes_are_rejected(string path)
     {
@@ -242,19 +188,6 @@ public class GemmTests
         Assert.Throws<ArgumentException>(() => Gemm.Cpu(false, false, 3, 5, 4, 1f, a, 0, 3, b, 0, 5, 0f, c, 0, 5));   // lda < k
         Assert.Throws<ArgumentException>(() => Gemm.Cpu(false, false, 3, 5, 4, 1f, a, 0, 4, b, 1, 5, 0f, c, 0, 5));   // B overruns by its offset
         Assert.Throws<ArgumentException>(() => Gemm.Cpu(false, false, 3, 5, 4, 1f, a, 0, 4, b, 0, 5, 0f, c, 1, 5));   // C overruns
-    }
-
-    static void CheckMultiply(Device dev, bool transA, bool transB, int m, int n, int k, float alpha, float beta, int seed)
-    {
-        var a = TestData.RoundToFloat(TestData.Uniform(seed, m * k));
-        var b = TestData.RoundToFloat(TestData.Uniform(seed + 1, k * n));
-        var c = TestData.RoundToFloat(TestData.Uniform(seed + 2, m * n));
-        using var ta = TestData.Tensor(dev, a, transA ? [k, m] : [m, k]);
-        using var tb = TestData.Tensor(dev, b, transB ? [n, k] : [k, n]);
-        using var tc = TestData.Tensor(dev, c, m, n);
-        Gemm.Multiply(ta, tb, tc, transA, transB, alpha, beta);
-        var expected = Gemm.Reference.Multiply(transA, transB, m, n, k, alpha, a, b, beta, c);
-        Compare.Close($"gemm {m}x{n}x{k}", expected, tc.ToArray(), 1e-5, 2e-6 * k);
     }
 
     // The dense [rows, cols] matrix stored at offset with row stride ld.

@@ -6,14 +6,15 @@ namespace Chroma.Tests.Kernels;
 
 /// <summary>
 /// The op harness itself (Chroma.Kernels/Harness): the declarations, the shape list both sides read, the three
-/// modes, and batch norm's check and grad through it (conv2d, linear, ReLU and sigmoid run theirs in their own tests).
+/// modes (every op runs its check and grad modes in its own tests: Conv2dTests, BatchNormTests, GemmTests ...).
 /// </summary>
 public class HarnessTests
 {
     [Fact]
     public void Every_op_is_declared_once_with_check_cases_and_benchmark_cases()
     {
-        Assert.Equal(["conv2d", "linear", "batchnorm", "sigmoid", "relu"], Ops.All.Select(o => o.Name));
+        Assert.Equal(["conv2d", "linear", "batchnorm", "sigmoid", "relu", "gemm", "mse_loss", "cross_entropy",
+            "bilinear_resize", "upsample_nearest", "fusion", "adadelta"], Ops.All.Select(o => o.Name));
         foreach (var op in Ops.All)
         {
             Assert.NotEmpty(op.CheckCases);
@@ -67,24 +68,6 @@ public class HarnessTests
         Assert.StartsWith("k3s1p1 (N=2, Cin=3, H=7, W=9, Cout=4, k=3", c.ToString());
     }
 
-    public static TheoryData<string, string> BatchNormPathsAndCases()
-    {
-        var d = new TheoryData<string, string>();
-        foreach (var p in new[] { "cpu", "gpu" })
-            foreach (var c in BatchNormOp.Instance.CheckCases) d.Add(p, c.Name);
-        return d;
-    }
-
-    [Theory, MemberData(nameof(BatchNormPathsAndCases))]
-    public void Batchnorm_check_and_grad_pass(string path, string name)
-    {
-        var dev = TestDevices.Get(path);
-        using (var run = BatchNormOp.Instance.Prepare(dev, BatchNormOp.Instance.Case(name), seed: 80))
-            HarnessAssert.Passes(OpHarness.Check(run));
-        using (var run = BatchNormOp.Instance.Prepare(dev, BatchNormOp.Instance.Case(name), seed: 90))
-            HarnessAssert.Passes(OpHarness.Grad(run));
-    }
-
     /// <summary>The modes find real errors: a wrong reference fails check and grad with the worst element named.</summary>
     [Fact]
     public void Check_and_grad_report_a_wrong_result()
@@ -108,6 +91,34 @@ public class HarnessTests
         public override double[] Dy => inner.Dy;
         public override void Backward() => inner.Backward();
         public override float[]?[] Gradients() => inner.Gradients();
+    }
+
+    /// <summary>A forward-only run has no grad mode and is timed forward alone; a case with neither check of its gradients is refused.</summary>
+    [Fact]
+    public void Runs_without_a_gradient_check_are_refused()
+    {
+        using var step = AdadeltaOp.Instance.Prepare(CpuDevice.Instance, AdadeltaOp.Instance.CheckCases[0]);
+        Assert.False(step.HasBackward);
+        Assert.Contains("is forward-only: it has no grad mode", Assert.Throws<InvalidOperationException>(() => OpHarness.Grad(step)).Message);
+        Assert.Throws<InvalidOperationException>(() => OpHarness.Time(step, repeats: 1, backward: true));
+        Assert.Single(OpHarness.Time(step, repeats: 1, backward: false).Seconds);
+        using var sigmoid = SigmoidOp.Instance.Prepare(CpuDevice.Instance, SigmoidOp.Instance.CheckCases[0]);
+        using var large = new WithoutCentralDifferences(sigmoid);
+        Assert.Contains("too large for central differences and has no backward reference",
+            Assert.Throws<InvalidOperationException>(() => OpHarness.Grad(large)).Message);
+    }
+
+    /// <summary>A run that says its case is too large for central differences, without a backward reference.</summary>
+    sealed class WithoutCentralDifferences(OpRun inner) : OpRun(inner.Device, inner.Case, 0)
+    {
+        public override string Label => inner.Label;
+        public override double[][] Inputs => inner.Inputs;
+        public override double[] Reference(double[][] i) => inner.Reference(i);
+        public override void Forward() => inner.Forward();
+        public override Tensor Output => inner.Output;
+        public override double[] Dy => inner.Dy;
+        public override void Backward() => inner.Backward();
+        public override bool CentralDifferences => false;
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]

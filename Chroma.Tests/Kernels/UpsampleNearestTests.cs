@@ -1,4 +1,5 @@
 using Chroma.Kernels;
+using Chroma.Kernels.Harness;
 using Xunit;
 
 namespace Chroma.Tests.Kernels;
@@ -7,40 +8,32 @@ public class UpsampleNearestTests
 {
     const int N = 2, C = 3;
 
-    // (H, W): odd sizes catch indexing errors; W = 19 also runs the 8-wide SIMD loops and their tails.
-    public static TheoryData<string, int, int> Cases()
+    /// <summary>
+    /// Every path with every case declared in the op harness (Chroma.Kernels/Harness/SpatialOps.cs): N 2, C 3, odd sizes;
+    /// W = 19 also runs the 8-wide SIMD loops and their tails.
+    /// </summary>
+    public static TheoryData<string, string> PathsAndCases()
     {
-        var d = new TheoryData<string, int, int>();
+        var d = new TheoryData<string, string>();
         foreach (var path in TestDevices.Paths)
-        {
-            d.Add(path, 5, 7);
-            d.Add(path, 3, 19);
-        }
+            foreach (var c in UpsampleNearestOp.Instance.CheckCases) d.Add(path, c.Name);
         return d;
     }
 
-    [Theory, MemberData(nameof(Cases))]
-    public void Forward_matches_reference(string path, int h, int w)
+    /// <summary>Check mode: y starts at 7, then against the float64 reference with tolerance 0 (copies are exact).</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Forward_matches_reference(string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(21, N * C * h * w));
-        using var tx = TestData.Tensor(dev, x, N, C, h, w);
-        using var ty = dev.Zeros(N, C, 2 * h, 2 * w);
-        UpsampleNearest.Forward(tx, ty);
-        Compare.Close("upsample", UpsampleNearest.Reference.Forward(x, N, C, h, w), ty.ToArray(), 0, 0); // copies are exact
+        using var run = UpsampleNearestOp.Instance.Prepare(TestDevices.Get(path), UpsampleNearestOp.Instance.Case(name), seed: 21);
+        HarnessAssert.Passes(OpHarness.Check(run));
     }
 
-    [Theory, MemberData(nameof(Cases))]
-    public void Backward_matches_finite_differences(string path, int h, int w)
+    /// <summary>Grad mode: dx starts at 0.5 (backward accumulates), then against central differences of the reference.</summary>
+    [Theory, MemberData(nameof(PathsAndCases))]
+    public void Backward_matches_finite_differences(string path, string name)
     {
-        var dev = TestDevices.Get(path);
-        var x = TestData.RoundToFloat(TestData.Uniform(22, N * C * h * w));
-        var dy = TestData.RoundToFloat(TestData.Uniform(23, N * C * 4 * h * w));
-        using var tdy = TestData.Tensor(dev, dy, N, C, 2 * h, 2 * w);
-        using var tdx = TestData.Tensor(dev, Enumerable.Repeat(0.5, x.Length).ToArray(), N, C, h, w); // backward accumulates
-        UpsampleNearest.Backward(tdy, tdx);
-        var grad = tdx.ToArray().Select(v => v - 0.5f).ToArray();
-        GradCheck.Check("upsample", i => UpsampleNearest.Reference.Forward(i[0], N, C, h, w), [x], dy, [grad]);
+        using var run = UpsampleNearestOp.Instance.Prepare(TestDevices.Get(path), UpsampleNearestOp.Instance.Case(name), seed: 22);
+        HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]

@@ -1,4 +1,5 @@
 using Chroma.Kernels;
+using Chroma.Kernels.Harness;
 using Xunit;
 using Algorithm = Chroma.Kernels.Conv2d.CpuAlgorithm;
 using Kernel = Chroma.Kernels.Gemm.CpuKernel;
@@ -6,13 +7,15 @@ using Kernel = Chroma.Kernels.Gemm.CpuKernel;
 namespace Chroma.Tests.Kernels;
 
 /// <summary>
-/// The CPU path's Winograd F(4x4, 3x3) convolution (forward, input and weight gradients), forced on shapes
-/// that exercise its edges: maps not a multiple of the 4x4 tile, partial last tile panel, output
-/// channels not a multiple of the micro-tile's 6 rows, more than one 256-channel k block, several
-/// chunks of tiles, every padding it takes, every vector width the machine accelerates.
+/// The CPU path's Winograd F(4x4, 3x3) convolution (forward, input and weight gradients), forced through the op harness's
+/// conv2d cases "winograd." (Chroma.Kernels/Harness/Conv2dOp.cs: maps not a multiple of the 4x4 tile, partial last tile
+/// panel, output channels not a multiple of the micro-tile's 6 rows, more than one 256-channel k block, several chunks of
+/// tiles, every padding it takes) on every vector width the machine accelerates; plus what the harness does not express:
+/// bitwise determinism across chunkings, the float32 error of the tile size, the algorithm choice.
 /// </summary>
 public class WinogradTests
 {
+    /// <summary>A Winograd-shaped convolution (3x3, stride 1) for the tests that are not value checks.</summary>
     public sealed record Case(int N, int Cin, int Cout, int H, int W, int Pad)
     {
         public int Ho => H + 2 * Pad - 2;
@@ -23,84 +26,49 @@ public class WinogradTests
         public double[] Reference(double[] x, double[] w, double[]? b) => Conv2d.Reference.Forward(x, N, Cin, H, W, w, b, Cout, 3, 1, Pad);
     }
 
-    static readonly Dictionary<string, Case> Cases = new()
-    {
-        ["odd_p1"] = new(3, 5, 7, 11, 13, 1),
-        ["odd_p0"] = new(2, 3, 13, 9, 10, 0),
-        ["odd_p2"] = new(1, 4, 5, 7, 6, 2),
-        ["one_pixel_maps"] = new(17, 2, 3, 1, 1, 1),
-        ["two_k_blocks"] = new(1, 300, 7, 5, 6, 1),
-        // rows of 38 tiles: the AVX-512 gather's 16-tile groups, then the scalar tail near the right edge
-        ["wide_rows"] = new(2, 3, 5, 9, 150, 1),
-    };
+    static IEnumerable<OpCase> WinogradCases =>
+        Conv2dOp.Instance.CheckCases.Where(c => Conv2dOp.CpuAlgorithmOf(c) == Algorithm.Winograd4x4);
 
     public static TheoryData<string, string> CasesAndKernels()
     {
         var d = new TheoryData<string, string>();
-        foreach (var c in Cases.Keys)
-            foreach (var k in new[] { Kernel.Vector512, Kernel.Vector256, Kernel.Vector128, Kernel.Scalar })
-                if (Gemm.IsAccelerated(k)) d.Add(c, k.ToString());
+        foreach (var c in WinogradCases)
+            foreach (var k in CpuKernelSize.Accelerated())
+                d.Add(c.Name, k.ToString());
         return d;
     }
 
+    static OpCase On(string name, string kernel) => CpuKernelSize.With(Conv2dOp.Instance.Case(name), Enum.Parse<Kernel>(kernel));
+
+    /// <summary>
+    /// Check mode: sums of Cin*9 products of values in [-1, 1]; the transforms' float32 error is a few ulps of the largest
+    /// partial sums (see Float32_error_of_the_tile_size), so the tolerance is 1e-4 relative, 2e-5 sqrt(Cin) absolute.
+    /// </summary>
     [Theory, MemberData(nameof(CasesAndKernels))]
     public void Forward_matches_float64_reference(string name, string kernel)
     {
-        var c = Cases[name];
-        var dev = TestDevices.Get("cpu");
-        var (x, w, b) = Inputs(c, seed: 1);
-        using var tx = TestData.Tensor(dev, x, c.XShape);
-        using var tw = TestData.Tensor(dev, w, c.WShape);
-        using var tb = TestData.Tensor(dev, b, c.Cout);
-        using var ty = TestData.Tensor(dev, Enumerable.Repeat(7.0, c.N * c.Cout * c.Ho * c.Wo).ToArray(), c.YShape); // overwritten
-        Conv2d.Forward(tx, tw, tb, ty, 1, c.Pad, Algorithm.Winograd4x4, Enum.Parse<Kernel>(kernel));
-        // Sums of Cin*9 products of values in [-1, 1]; the transforms' float32 error is a few ulps of
-        // the largest partial sums (see Float32_error_of_the_tile_size).
-        Compare.Close($"winograd forward {c}", c.Reference(x, w, b), ty.ToArray(), 1e-4, 2e-5 * Math.Sqrt(c.Cin));
+        using var run = Conv2dOp.Instance.Prepare(TestDevices.Get("cpu"), On(name, kernel), seed: 1);
+        HarnessAssert.Passes(OpHarness.Check(run));
     }
 
+    /// <summary>
+    /// Grad mode (dx by Winograd on the rotated filters, dW in the Winograd domain, db): against the float64 backward
+    /// reference, then central differences where every input's two forwards stay affordable (not two_k_blocks, wide_rows).
+    /// </summary>
     [Theory, MemberData(nameof(CasesAndKernels))]
-    public void Input_and_weight_gradients_match_finite_differences(string name, string kernel)
+    public void Input_and_weight_gradients_match_reference_and_finite_differences(string name, string kernel)
     {
-        var c = Cases[name];
-        if (c.Cin * c.H * c.W > 2000) return;   // central differences over every input: keep it small
-        var dev = TestDevices.Get("cpu");
-        var (x, w, b) = Inputs(c, seed: 2);
-        var dy = TestData.RoundToFloat(TestData.Uniform(5, c.N * c.Cout * c.Ho * c.Wo));
-        using var tx = TestData.Tensor(dev, x, c.XShape);
-        using var tw = TestData.Tensor(dev, w, c.WShape);
-        using var tdy = TestData.Tensor(dev, dy, c.YShape);
-        const float start = 0.5f;   // backward accumulates into dx
-        using var tdx = TestData.Tensor(dev, Enumerable.Repeat((double)start, x.Length).ToArray(), c.XShape);
-        using var tdw = dev.Zeros(c.WShape);
-        using var tdb = dev.Zeros(c.Cout);
-        Conv2d.Backward(tx, tw, tdy, tdx, tdw, tdb, 1, c.Pad, Algorithm.Winograd4x4, Enum.Parse<Kernel>(kernel));
-        var dx = tdx.ToArray().Select(v => v - start).ToArray();
-        GradCheck.Check($"winograd backward {c}", i => c.Reference(i[0], i[1], i[2]), [x, w, b], dy, [dx, tdw.ToArray(), tdb.ToArray()]);
+        using var run = Conv2dOp.Instance.Prepare(TestDevices.Get("cpu"), On(name, kernel), seed: 2);
+        HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
-    [Theory, InlineData("two_k_blocks"), InlineData("wide_rows")]
-    public void Large_input_and_weight_gradients_match_the_im2col_path(string name)
+    /// <summary>Batches of 2 of the two largest cases with the widest kernel: too many inputs for central differences, so the float64 backward reference alone.</summary>
+    [Theory, InlineData("winograd.two_k_blocks"), InlineData("winograd.wide_rows")]
+    public void Large_input_and_weight_gradients_match_the_float64_reference(string name)
     {
-        // Too many inputs for central differences: the im2col path (itself checked against them) is the reference.
-        var c = Cases[name] with { N = 2 };
-        var dev = TestDevices.Get("cpu");
-        var (x, w, _) = Inputs(c, seed: 3);
-        var dy = TestData.RoundToFloat(TestData.Uniform(6, c.N * c.Cout * c.Ho * c.Wo));
-        using var tx = TestData.Tensor(dev, x, c.XShape);
-        using var tw = TestData.Tensor(dev, w, c.WShape);
-        using var tdy = TestData.Tensor(dev, dy, c.YShape);
-        (float[] Dx, float[] Dw) Gradients(Algorithm a)
-        {
-            using var tdx = dev.Zeros(c.XShape);
-            using var tdw = dev.Zeros(c.WShape);
-            Conv2d.Backward(tx, tw, tdy, tdx, tdw, null, 1, c.Pad, a);
-            return (tdx.ToArray(), tdw.ToArray());
-        }
-        var (dxRef, dwRef) = Gradients(Algorithm.Im2colGemm);
-        var (dx, dw) = Gradients(Algorithm.Winograd4x4);
-        Compare.Close("winograd dx vs im2col dx", TestData.ToDouble(dxRef), dx, 1e-4, 1e-4);
-        Compare.Close("winograd dw vs im2col dw", TestData.ToDouble(dwRef), dw, 1e-4, 1e-4);
+        using var run = Conv2dOp.Instance.Prepare(TestDevices.Get("cpu"), Conv2dOp.Instance.Case(name).With("N", 2), seed: 3);
+        Assert.False(run.CentralDifferences);
+        HarnessAssert.Passes(OpHarness.Grad(run));
     }
 
     public static TheoryData<string, string> ReluPaths() => new()
@@ -108,21 +76,15 @@ public class WinogradTests
         { "cpu", nameof(Algorithm.Winograd4x4) }, { "cpu", nameof(Algorithm.Im2colGemm) }, { "cpu", nameof(Algorithm.DirectGemm) }, { "gpu", "" },
     };
 
-    /// <summary>The fused ReLU epilogue (folded batch norm + ReLU at inference) on every path and CPU algorithm.</summary>
+    /// <summary>The fused ReLU epilogue (folded batch norm + ReLU at inference) on every path and CPU algorithm: the harness's forward-only "relu.odd_p1".</summary>
     [Theory, MemberData(nameof(ReluPaths))]
     public void Fused_relu_matches_reference(string path, string algorithm)
     {
-        var c = Cases["odd_p1"];
-        var dev = TestDevices.Get(path);
-        var (x, w, b) = Inputs(c, seed: 9);
-        using var tx = TestData.Tensor(dev, x, c.XShape);
-        using var tw = TestData.Tensor(dev, w, c.WShape);
-        using var tb = TestData.Tensor(dev, b, c.Cout);
-        using var ty = dev.Zeros(c.YShape);
-        if (algorithm == "") Conv2d.Forward(tx, tw, tb, ty, 1, c.Pad, relu: true);
-        else Conv2d.Forward(tx, tw, tb, ty, 1, c.Pad, Enum.Parse<Algorithm>(algorithm), relu: true);
-        var expected = c.Reference(x, w, b).Select(v => Math.Max(v, 0)).ToArray();
-        Compare.Close($"conv + relu {path} {algorithm}", expected, ty.ToArray(), 1e-4, 1e-4);
+        var c = Conv2dOp.Instance.Case("relu.odd_p1");
+        if (algorithm != "") c = Conv2dOp.WithCpuAlgorithm(c, Enum.Parse<Algorithm>(algorithm));
+        using var run = Conv2dOp.Instance.Prepare(TestDevices.Get(path), c, seed: 9);
+        Assert.False(run.HasBackward);
+        HarnessAssert.Passes(OpHarness.Check(run));
     }
 
     [Fact]
@@ -225,6 +187,10 @@ public class WinogradTests
             Conv2d.Forward(x, w, null, y, 1, 2, Algorithm.Winograd4x4, dilation: 2);
         });
         Assert.Contains("dilation 1 and one group", e.Message);
+        // The harness's cpu_algorithm reaches Conv2d: Winograd forced on a stride-2 case is refused there.
+        using var run = Conv2dOp.Instance.Prepare(TestDevices.Get("cpu"),
+            Conv2dOp.WithCpuAlgorithm(Conv2dOp.Instance.Case("k3s2p1"), Algorithm.Winograd4x4));
+        Assert.Contains("Winograd needs a 3x3 kernel, stride 1", Assert.Throws<ArgumentException>(() => OpHarness.Check(run)).Message);
     }
 
     static (double[] X, double[] W, double[] B) Inputs(Case c, int seed) => (
