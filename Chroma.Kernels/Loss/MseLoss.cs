@@ -167,8 +167,7 @@ public static class MseLoss
     /// </summary>
     public static (LaunchPlan Partial, LaunchPlan Final) PlanGpu(GpuTarget target, long count)
     {
-        int group = 1;
-        while (group * 2 <= Math.Min(Reductions.MaxGroup, target.MaxGroupSize)) group *= 2;
+        int group = target.PowerOfTwoGroup(Reductions.MaxGroup);
         int groups = (int)Math.Clamp((count + (long)group * MinValuesPerThread - 1) / ((long)group * MinValuesPerThread), 1, MaxPartials);
         return (new LaunchPlan(nameof(MseLoss) + "." + nameof(SumSquaredErrorKernel), new Index3D(groups, 1, 1), new Index3D(group, 1, 1), count),
                 new LaunchPlan(nameof(MseLoss) + "." + nameof(FinishKernel), new Index3D(1, 1, 1), default, groups));

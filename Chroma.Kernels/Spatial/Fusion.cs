@@ -66,7 +66,7 @@ public static class Fusion
             if (dGlobal is not null && dGlobal.Length > 0)
             {
                 // One group per (image, global channel): N x Cg groups (1024 at width 0.25 batch 16 and at width 1 batch 4).
-                int group = Math.Min(Reductions.MaxGroup, FloorPowerOfTwo(gpu.Target.MaxGroupSize));
+                int group = gpu.Target.PowerOfTwoGroup(Reductions.MaxGroup);
                 var plan = new LaunchPlan(nameof(Fusion) + "." + nameof(GlobalGradKernel), new Index3D(dGlobal.Length, 1, 1), new Index3D(group, 1, 1),
                     (long)dGlobal.Length * dims.Plane);
                 gpu.Launching(plan);
@@ -94,8 +94,6 @@ public static class Fusion
             });
         }
     }
-
-    static int FloorPowerOfTwo(int v) => v <= 1 ? 1 : 1 << (31 - int.LeadingZeroCount(v));
 
     /// <summary>Channel counts and the plane size H*W, passed to kernels as one struct.</summary>
     public readonly record struct FusionDims(int Local, int Global, int Plane);
