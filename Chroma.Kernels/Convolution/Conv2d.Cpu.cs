@@ -20,9 +20,6 @@ public static partial class Conv2d
     /// </summary>
     internal static int CpuMinColumns = 512;
 
-    /// <summary>Below this many floats of work a loop runs on the calling thread.</summary>
-    const int ParallelThreshold = 1 << 15;
-
     static void ForwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y, CpuAlgorithm algorithm, Gemm.CpuKernel kernel, bool relu)
     {
         if (algorithm == CpuAlgorithm.Winograd4x4)
@@ -167,7 +164,7 @@ public static partial class Conv2d
     {
         float[] dya = dy.HostArray, dba = db.HostArray;
         int dyOff = dy.Offset, dbOff = db.Offset;
-        For(s.Cout, (long)s.N * s.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
+        CpuLoop.For(s.Cout, (long)s.N * s.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
         {
             double sum = 0;
             for (int n = 0; n < s.N; n++)
@@ -185,7 +182,7 @@ public static partial class Conv2d
     static unsafe void Im2Col(ConvArgs c, float[] x, int xOffset, float[] cols)
     {
         int gcin = c.GroupCin;
-        For(c.Images * gcin * c.K, (long)c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(c.Images * gcin * c.K, (long)c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int u = task % c.K, plane = task / c.K;
             int img = plane / gcin, ch = plane % gcin;
@@ -240,7 +237,7 @@ public static partial class Conv2d
     static unsafe void Col2Im(ConvArgs c, float[] dcols, float[] dx, int dxOffset)
     {
         int gcin = c.GroupCin;
-        For(c.Images * gcin, (long)c.K * c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(c.Images * gcin, (long)c.K * c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int img = task / gcin, ch = task % gcin;
             var plane = dx.AsSpan(dxOffset + ((c.Image0 + img) * c.Cin + c.XChannel0 + ch) * c.HW, c.HW);
@@ -289,7 +286,7 @@ public static partial class Conv2d
     static void ScatterOutput(ConvArgs c, float[] product, float[] y, int yOffset, float[]? bias, int biasOffset, bool relu)
     {
         int gcout = c.GroupCout;
-        For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int img = task / gcout, o = task % gcout;
             var src = product.AsSpan(o * c.Width + img * c.HoWo, c.HoWo);
@@ -304,18 +301,11 @@ public static partial class Conv2d
     static void GatherOutputGradient(ConvArgs c, float[] dy, int dyOffset, float[] gathered)
     {
         int gcout = c.GroupCout;
-        For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int img = task / gcout, o = task % gcout;
             dy.AsSpan(dyOffset + ((c.Image0 + img) * c.Cout + c.YChannel0 + o) * c.HoWo, c.HoWo).CopyTo(gathered.AsSpan(o * c.Width + img * c.HoWo, c.HoWo));
         });
-    }
-
-    /// <summary>Runs body(0 .. count-1), over all cores when the total work is worth it.</summary>
-    static void For(int count, long workPerItem, Action<int> body, bool inline = false)
-    {
-        if (!inline && count > 1 && count * workPerItem >= ParallelThreshold) Parallel.For(0, count, body);
-        else for (int i = 0; i < count; i++) body(i);
     }
 
     /// <summary>A pooled buffer of at least <paramref name="length"/> floats, swapping out a smaller one.</summary>

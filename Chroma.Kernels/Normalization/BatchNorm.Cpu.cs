@@ -261,20 +261,16 @@ public static partial class BatchNorm
 
     /// <summary>
     /// Runs <paramref name="body"/>(first channel, count) over blocks of channels, in parallel when the
-    /// tensor is large. With S = 1 a block is 64 columns walked row by row; with small S a block holds
-    /// enough channels that neighbouring threads do not write the same cache lines.
+    /// tensor is large (<see cref="CpuLoop.For"/>, its default threshold of 2^15 elements). With S = 1 a
+    /// block is 64 columns walked row by row; with small S a block holds enough channels that
+    /// neighbouring threads do not write the same cache lines.
     /// </summary>
     static void ForEachChannelBlock(int c, int s, int length, Action<int, int> body)
     {
-        const int SequentialBelow = 1 << 15; // elements; below this, thread start-up costs more than it saves
         int perBlock = s == 1 ? 64 : s >= 16 ? 1 : (16 + s - 1) / s;
         int blocks = (c + perBlock - 1) / perBlock;
-        if (length < SequentialBelow || Environment.ProcessorCount == 1)
-        {
-            for (int blk = 0; blk < blocks; blk++) body(blk * perBlock, Math.Min(perBlock, c - blk * perBlock));
-            return;
-        }
-        Parallel.For(0, blocks, blk => body(blk * perBlock, Math.Min(perBlock, c - blk * perBlock)));
+        long perChannel = c == 0 ? 0 : length / c;   // N*S elements
+        CpuLoop.For(blocks, perBlock * perChannel, blk => body(blk * perBlock, Math.Min(perBlock, c - blk * perBlock)));
     }
 
     // ---- Segment loops (one channel's S contiguous values). Each wrapper runs the loop at width T,

@@ -240,7 +240,7 @@ public static class BilinearResize
     /// <summary>dst row r [dstW] (=, or += when accumulating) taps applied to src row r [srcW], for every row.</summary>
     static void HorizontalPass(float[] src, int srcOff, int srcW, float[] dst, int dstOff, int dstW, int rows, Taps taps, bool accumulate)
     {
-        ForRowChunks(rows, dstW * Math.Max(taps.Stride, 1), (r0, r1) =>
+        CpuLoop.Chunks(rows, dstW * Math.Max(taps.Stride, 1), FlopsPerChunk, (r0, r1) =>
         {
             for (int r = r0; r < r1; r++)
             {
@@ -259,7 +259,7 @@ public static class BilinearResize
     /// <summary>Per plane: dst row d [rowLen] (=, or += when accumulating) the sum over taps k of weight * src row (start + k).</summary>
     static void VerticalPass(float[] src, int srcOff, int srcH, float[] dst, int dstOff, int dstH, int planes, int rowLen, Taps taps, bool accumulate)
     {
-        ForRowChunks(planes * dstH, rowLen * Math.Max(taps.Stride, 1), (r0, r1) =>
+        CpuLoop.Chunks(planes * dstH, rowLen * Math.Max(taps.Stride, 1), FlopsPerChunk, (r0, r1) =>
         {
             for (int r = r0; r < r1; r++)
             {
@@ -275,14 +275,12 @@ public static class BilinearResize
         });
     }
 
-    // Rows are independent: split them over cores in chunks of roughly equal cost (flops per row given).
-    static void ForRowChunks(int rows, int costPerRow, Action<int, int> body)
-    {
-        int chunk = Math.Max(1, (1 << 15) / Math.Max(1, costPerRow));
-        int chunks = (rows + chunk - 1) / chunk;
-        if (chunks <= 1) body(0, rows);
-        else Parallel.For(0, chunks, k => body(k * chunk, Math.Min(rows, (k + 1) * chunk)));
-    }
+    /// <summary>
+    /// Rows are independent: <see cref="CpuLoop.Chunks"/> splits them over cores in ranges of roughly equal
+    /// cost, about 2^15 multiply-adds each (the passes give the cost of a row; chosen with the op, no
+    /// measurement recorded).
+    /// </summary>
+    const int FlopsPerChunk = 1 << 15;
 
     /// <summary>Plain float64 implementation, the reference for tests.</summary>
     public static class Reference

@@ -77,7 +77,7 @@ public static class Fusion
         else
         {
             var (dyArr, dyOff) = (dy.HostArray, dy.Offset);
-            Parallel.For(0, n, b =>
+            CpuLoop.For(n, (long)ct * dims.Plane, b =>
             {
                 var dyImage = dyArr.AsSpan(dyOff + b * ct * dims.Plane, ct * dims.Plane);
                 if (dLocal is not null)
@@ -101,7 +101,7 @@ public static class Fusion
     static void ForwardCpu(FusionDims d, int n, float[] local, int localOff, float[] global, int globalOff, float[] y, int yOff)
     {
         int ct = d.Local + d.Global;
-        Parallel.For(0, n, b =>
+        CpuLoop.For(n, (long)ct * d.Plane, b =>
         {
             // The local channels of one image are one contiguous block in both tensors.
             local.AsSpan(localOff + b * d.Local * d.Plane, d.Local * d.Plane).CopyTo(y.AsSpan(yOff + b * ct * d.Plane));
