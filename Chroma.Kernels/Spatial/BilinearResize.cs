@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics.Tensors;
 using ILGPU;
 using ILGPU.Algorithms;
@@ -220,22 +219,21 @@ public static class BilinearResize
         double horizontalFirst = (double)srcSize.H * dstSize.W * cols.Stride + dstSize.H * dstSize.W * rows.Stride / simdWidth;
         double verticalFirst = dstSize.H * (double)srcSize.W * rows.Stride / simdWidth + (double)dstSize.H * dstSize.W * cols.Stride;
         bool vertical = verticalFirst < horizontalFirst;
-        var buffer = ArrayPool<float>.Shared.Rent(planes * (vertical ? dstSize.H * srcSize.W : srcSize.H * dstSize.W));
-        try
+        // The image after the first pass: [planes, dstH, srcW] (vertical first) or [planes, srcH, dstW].
+        using var buffer = Workspace.Take(ref _halfResized, planes * (vertical ? dstSize.H * srcSize.W : srcSize.H * dstSize.W));
+        if (vertical)
         {
-            if (vertical)
-            {
-                VerticalPass(src, srcOff, srcSize.H, buffer, 0, dstSize.H, planes, srcSize.W, rows, accumulate: false);
-                HorizontalPass(buffer, 0, srcSize.W, dst, dstOff, dstSize.W, planes * dstSize.H, cols, accumulate);
-            }
-            else
-            {
-                HorizontalPass(src, srcOff, srcSize.W, buffer, 0, dstSize.W, planes * srcSize.H, cols, accumulate: false);
-                VerticalPass(buffer, 0, srcSize.H, dst, dstOff, dstSize.H, planes, dstSize.W, rows, accumulate);
-            }
+            VerticalPass(src, srcOff, srcSize.H, buffer.Array, buffer.Offset, dstSize.H, planes, srcSize.W, rows, accumulate: false);
+            HorizontalPass(buffer.Array, buffer.Offset, srcSize.W, dst, dstOff, dstSize.W, planes * dstSize.H, cols, accumulate);
         }
-        finally { ArrayPool<float>.Shared.Return(buffer); }
+        else
+        {
+            HorizontalPass(src, srcOff, srcSize.W, buffer.Array, buffer.Offset, dstSize.W, planes * srcSize.H, cols, accumulate: false);
+            VerticalPass(buffer.Array, buffer.Offset, srcSize.H, dst, dstOff, dstSize.H, planes, dstSize.W, rows, accumulate);
+        }
     }
+
+    [ThreadStatic] static Workspace? _halfResized;
 
     /// <summary>dst row r [dstW] (=, or += when accumulating) taps applied to src row r [srcW], for every row.</summary>
     static void HorizontalPass(float[] src, int srcOff, int srcW, float[] dst, int dstOff, int dstW, int rows, Taps taps, bool accumulate)

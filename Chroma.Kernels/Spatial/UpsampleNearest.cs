@@ -98,7 +98,9 @@ public static class UpsampleNearest
     {
         CpuLoop.Chunks(rows, w, FloatsPerChunk, (r0, r1) =>
         {
-            var pairSums = new float[2 * w];
+            // pairSums [2W]: the sum of a block's two dy rows (per thread that runs a range).
+            using var lease = Workspace.Take(ref _pairSums, 2 * w);
+            var pairSums = lease.Span(2 * w);
             for (int r = r0; r < r1; r++)
             {
                 // The two dy rows of a block are added first; then adjacent pairs of that sum go to dx.
@@ -107,6 +109,8 @@ public static class UpsampleNearest
             }
         });
     }
+
+    [ThreadStatic] static Workspace? _pairSums;
 
     /// <summary>dst[j] += src[2j] + src[2j + 1].</summary>
     static void AddPairs(ReadOnlySpan<float> src, Span<float> dst)
