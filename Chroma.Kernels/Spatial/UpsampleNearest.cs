@@ -58,7 +58,7 @@ public static class UpsampleNearest
 
     /// <summary>
     /// Rows of x are independent: <see cref="CpuLoop.Chunks"/> splits them over cores in ranges of about
-    /// 2^14 x floats (64 KB read, 256 KB written; chosen with the op, no measurement recorded).
+    /// 2^14 floats of x (64 KB; y has four times as many; chosen with the op, no measurement recorded).
     /// </summary>
     const int FloatsPerChunk = 1 << 14;
 
