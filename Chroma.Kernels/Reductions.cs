@@ -19,7 +19,10 @@ namespace Chroma.Kernels;
 /// </summary>
 public static class Reductions
 {
-    /// <summary>Threads per group (a power of two); also the shared-memory array of <see cref="GroupSum"/>.</summary>
+    /// <summary>
+    /// Most threads per group (a power of two); also the shared-memory array of <see cref="GroupSum"/>.
+    /// Every kernel that calls GroupSum gets its group size from <see cref="GpuTarget.PowerOfTwoGroup"/>(MaxGroup).
+    /// </summary>
     public const int MaxGroup = 256;
 
     /// <summary>Fewest values one thread of pass 1 handles, so that splitting does not outgrow the work.</summary>
@@ -38,8 +41,7 @@ public static class Reductions
     /// <summary>Plans the split of <paramref name="channels"/> sums of <paramref name="values"/> values each.</summary>
     public static Split PlanChannels(GpuTarget target, int channels, long values)
     {
-        int limit = Math.Min(MaxGroup, target.MaxGroupSize), group = 1;
-        while (group * 2 <= limit && group < values) group *= 2;
+        int group = target.PowerOfTwoGroup(MaxGroup, values);
         long fill = target.GroupsToFill;
         long wanted = (fill + channels - 1) / Math.Max(1, channels);
         long possible = Math.Max(1, values / ((long)group * MinValuesPerThread));

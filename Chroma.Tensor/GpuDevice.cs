@@ -291,13 +291,6 @@ public sealed partial class GpuDevice : Device
         return new Tensor(this, [length], buffer, 0, owner: false);
     }
 
-    /// <summary>Launch configuration of a 1-D explicitly grouped kernel covering <paramref name="n"/> items.</summary>
-    public KernelConfig Groups1D(int n, int groupSize)
-    {
-        groupSize = Math.Min(groupSize, Target.MaxGroupSize);
-        return new KernelConfig(Math.Max(1, (n + groupSize - 1) / groupSize), groupSize);
-    }
-
     T Cached<T>(Delegate kernel, Func<T> load) where T : Delegate
     {
         Bind();

@@ -88,6 +88,36 @@ public readonly record struct GpuTarget(string Name, int Multiprocessors, int Ma
 
     /// <summary>Groups a launch should have to keep every multiprocessor busy: two per multiprocessor.</summary>
     public int GroupsToFill => 2 * Multiprocessors;
+
+    // The group sizes of explicitly grouped kernels, in one place: a 1-D group of a power of two
+    // threads (the reductions: a tree in shared memory halves it) and a square S x S group (the
+    // tiled products). Both are plain functions of the target, so plans stay pure.
+
+    /// <summary>
+    /// Threads of a 1-D group that reduces by a tree in shared memory: the largest power of two no larger
+    /// than <paramref name="limit"/> (the kernel's shared array, e.g. <c>Reductions.MaxGroup</c> = 256) and
+    /// <see cref="MaxGroupSize"/>, and no larger than the first power of two covering <paramref name="items"/>
+    /// (a group of 8 for 5 values). 256 on CUDA (1024 threads); 16 on ILGPU's CPU accelerator.
+    /// </summary>
+    public int PowerOfTwoGroup(int limit, long items = long.MaxValue)
+    {
+        int most = Math.Min(limit, MaxGroupSize), group = 1;
+        while (group <= most / 2 && group < items) group *= 2;
+        return group;
+    }
+
+    /// <summary>
+    /// Side S of a square S x S group of a tiled product: the largest power of two no larger than
+    /// <paramref name="maxSide"/> (the kernel's shared tiles are sized for it) with S*S &lt;= <see cref="MaxGroupSize"/>.
+    /// 16 on CUDA (16 x 16 = 256 threads of 1024); 4 on ILGPU's CPU accelerator (16 threads).
+    /// </summary>
+    public int SquareGroupSide(int maxSide)
+    {
+        int side = 1;
+        while (side <= maxSide / 2) side *= 2;
+        while (side > 1 && side * side > MaxGroupSize) side /= 2;
+        return side;
+    }
 }
 
 /// <summary>

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
@@ -20,8 +19,10 @@ public static partial class Conv2d
     /// </summary>
     internal static int CpuMinColumns = 512;
 
-    /// <summary>Below this many floats of work a loop runs on the calling thread.</summary>
-    const int ParallelThreshold = 1 << 15;
+    // im2col's temporaries (per thread, Workspace leases): the column matrix [Ckk, Width] of one chunk's
+    // group (reused for dcols in backward), and the chunk's product [Cout/G, Width] (forward) or gathered
+    // dY [Cout/G, Width] (backward) when several images share a chunk.
+    [ThreadStatic] static Workspace? _im2colColumns, _im2colProduct;
 
     static void ForwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor? b, Tensor y, CpuAlgorithm algorithm, Gemm.CpuKernel kernel, bool relu)
     {
@@ -40,57 +41,49 @@ public static partial class Conv2d
         float[] xa = x.HostArray, wa = w.HostArray, ya = y.HostArray;
         float[]? ba = b?.HostArray;
         int bOff = b?.Offset ?? 0;
-        // cols [Ckk, images*rows*Wo] of one group; product [Cout/G, images*HoWo] when several images share a chunk
-        float[]? cols = null, product = null;
-        try
-        {
-            for (int n0 = 0; n0 < s.N; n0 += images)
-                for (int r0 = 0; r0 < s.Ho; r0 += rows)
-                    for (int g = 0; g < s.Groups; g++)
+        for (int n0 = 0; n0 < s.N; n0 += images)
+            for (int r0 = 0; r0 < s.Ho; r0 += rows)
+                for (int g = 0; g < s.Groups; g++)
+                {
+                    // One group's sub-problem (G = 1: the whole convolution): y[:, group g] = W_g * cols_g(x).
+                    var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0), Group = g };
+                    bool direct = c.IsPointwise && c.Images == 1;
+                    // cols [Ckk, Width]: the column matrix B of the product, as (array, offset, leading dimension).
+                    using var cols = Workspace.Take(ref _im2colColumns, direct ? 0 : c.Ckk * c.Width);
+                    float[] colArr; int colOff, colLd;
+                    if (direct)
                     {
-                        // One group's sub-problem (G = 1: the whole convolution): y[:, group g] = W_g * cols_g(x).
-                        var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0), Group = g };
-                        // The column matrix B of the product, as (array, offset, leading dimension).
-                        float[] colArr; int colOff, colLd;
-                        if (c.IsPointwise && c.Images == 1)
-                        {
-                            (colArr, colOff, colLd) = (xa, x.Offset + (c.Image0 * c.Cin + c.XChannel0) * c.HW + c.Row0 * c.W, c.HW);
-                        }
-                        else
-                        {
-                            cols = Rent(cols, c.Ckk * c.Width);
-                            Im2Col(c, xa, x.Offset, cols);
-                            (colArr, colOff, colLd) = (cols, 0, c.Width);
-                        }
-                        // W_g [Cout/G, Ckk]: rows YChannel0 .. of w [Cout, Cin/G*K*K]
-                        int wOff = w.Offset + c.YChannel0 * c.Ckk;
-
-                        if (c.Images == 1)
-                        {
-                            // y[n][group g, rows] is a [Cout/G, Rows*Wo] block of the [Cout, HoWo] image: write it in place.
-                            int yOff = y.Offset + (c.Image0 * c.Cout + c.YChannel0) * c.HoWo + c.Row0 * c.Wo;
-                            Gemm.Cpu(false, false, c.GroupCout, c.Width, c.Ckk, 1f, wa, wOff, c.Ckk, colArr, colOff, colLd, 0f, ya, yOff, c.HoWo);
-                            if (ba is not null || relu)
-                                for (int o = 0; o < c.GroupCout; o++)
-                                {
-                                    var row = ya.AsSpan(yOff + o * c.HoWo, c.ChunkPixels);
-                                    if (ba is not null) TensorPrimitives.Add(row, ba[bOff + c.YChannel0 + o], row);
-                                    if (relu) TensorPrimitives.Max(row, 0f, row);
-                                }
-                        }
-                        else
-                        {
-                            product = Rent(product, c.GroupCout * c.Width);
-                            Gemm.Cpu(false, false, c.GroupCout, c.Width, c.Ckk, 1f, wa, wOff, c.Ckk, colArr, colOff, colLd, 0f, product, 0, c.Width);
-                            ScatterOutput(c, product, ya, y.Offset, ba, bOff, relu);
-                        }
+                        (colArr, colOff, colLd) = (xa, x.Offset + (c.Image0 * c.Cin + c.XChannel0) * c.HW + c.Row0 * c.W, c.HW);
                     }
-        }
-        finally
-        {
-            Return(cols);
-            Return(product);
-        }
+                    else
+                    {
+                        Im2Col(c, xa, x.Offset, cols.Array, cols.Offset);
+                        (colArr, colOff, colLd) = (cols.Array, cols.Offset, c.Width);
+                    }
+                    // W_g [Cout/G, Ckk]: rows YChannel0 .. of w [Cout, Cin/G*K*K]
+                    int wOff = w.Offset + c.YChannel0 * c.Ckk;
+
+                    if (c.Images == 1)
+                    {
+                        // y[n][group g, rows] is a [Cout/G, Rows*Wo] block of the [Cout, HoWo] image: write it in place.
+                        int yOff = y.Offset + (c.Image0 * c.Cout + c.YChannel0) * c.HoWo + c.Row0 * c.Wo;
+                        Gemm.Cpu(false, false, c.GroupCout, c.Width, c.Ckk, 1f, wa, wOff, c.Ckk, colArr, colOff, colLd, 0f, ya, yOff, c.HoWo);
+                        if (ba is not null || relu)
+                            for (int o = 0; o < c.GroupCout; o++)
+                            {
+                                var row = ya.AsSpan(yOff + o * c.HoWo, c.ChunkPixels);
+                                if (ba is not null) TensorPrimitives.Add(row, ba[bOff + c.YChannel0 + o], row);
+                                if (relu) TensorPrimitives.Max(row, 0f, row);
+                            }
+                    }
+                    else
+                    {
+                        // product [Cout/G, Width]: the chunk group's output, scattered to its images.
+                        using var product = Workspace.Take(ref _im2colProduct, c.GroupCout * c.Width);
+                        Gemm.Cpu(false, false, c.GroupCout, c.Width, c.Ckk, 1f, wa, wOff, c.Ckk, colArr, colOff, colLd, 0f, product.Array, product.Offset, c.Width);
+                        ScatterOutput(c, product.Array, product.Offset, ya, y.Offset, ba, bOff, relu);
+                    }
+                }
     }
 
     static void BackwardCpu(ConvArgs s, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? db, CpuAlgorithm algorithm, Gemm.CpuKernel kernel = Gemm.CpuKernel.Auto)
@@ -109,57 +102,48 @@ public static partial class Conv2d
         if (db is not null) BiasGradientCpu(s, dy, db);
         var (images, rows) = s.IsPointwise && s.HoWo >= CpuMinColumns ? (1, s.Ho) : PlanChunks(s, CpuColumnBudget, CpuMinColumns);
         float[] xa = x.HostArray, wa = w.HostArray, dya = dy.HostArray, dwa = dw.HostArray;
-        // cols [Ckk, Width] of one group (reused for dcols once dW has been accumulated); gathered dY [Cout/G, Width]
-        float[]? cols = null, gathered = null;
-        try
-        {
-            for (int n0 = 0; n0 < s.N; n0 += images)
-                for (int r0 = 0; r0 < s.Ho; r0 += rows)
-                    for (int g = 0; g < s.Groups; g++)
+        for (int n0 = 0; n0 < s.N; n0 += images)
+            for (int r0 = 0; r0 < s.Ho; r0 += rows)
+                for (int g = 0; g < s.Groups; g++)
+                {
+                    var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0), Group = g };
+                    bool direct = c.IsPointwise && c.Images == 1;
+                    int xChunk = x.Offset + (c.Image0 * c.Cin + c.XChannel0) * c.HW + c.Row0 * c.W;
+
+                    // cols [Ckk, Width] of the group (reused for dcols once dW has been accumulated).
+                    using var cols = Workspace.Take(ref _im2colColumns, direct ? 0 : c.Ckk * c.Width);
+                    float[] colArr; int colOff, colLd;
+                    if (direct) (colArr, colOff, colLd) = (xa, xChunk, c.HW);
+                    else
                     {
-                        var c = s with { Image0 = n0, Images = Math.Min(images, s.N - n0), Row0 = r0, Rows = Math.Min(rows, s.Ho - r0), Group = g };
-                        bool direct = c.IsPointwise && c.Images == 1;
-                        int xChunk = x.Offset + (c.Image0 * c.Cin + c.XChannel0) * c.HW + c.Row0 * c.W;
-
-                        float[] colArr; int colOff, colLd;
-                        if (direct) (colArr, colOff, colLd) = (xa, xChunk, c.HW);
-                        else
-                        {
-                            cols = Rent(cols, c.Ckk * c.Width);
-                            Im2Col(c, xa, x.Offset, cols);
-                            (colArr, colOff, colLd) = (cols, 0, c.Width);
-                        }
-
-                        // dY of the chunk's group as a [Cout/G, Width] matrix.
-                        float[] dyArr; int dyOff, dyLd;
-                        if (c.Images == 1) (dyArr, dyOff, dyLd) = (dya, dy.Offset + (c.Image0 * c.Cout + c.YChannel0) * c.HoWo + c.Row0 * c.Wo, c.HoWo);
-                        else
-                        {
-                            gathered = Rent(gathered, c.GroupCout * c.Width);
-                            GatherOutputGradient(c, dya, dy.Offset, gathered);
-                            (dyArr, dyOff, dyLd) = (gathered, 0, c.Width);
-                        }
-
-                        // dW_g [Cout/G, Ckk] += dY [Cout/G, Width] * cols^T: rows YChannel0 .. of dw, as W_g of w.
-                        int wRows = c.YChannel0 * c.Ckk;
-                        Gemm.Cpu(false, true, c.GroupCout, c.Ckk, c.Width, 1f, dyArr, dyOff, dyLd, colArr, colOff, colLd, 1f, dwa, dw.Offset + wRows, c.Ckk);
-
-                        if (dx is null) continue;
-                        // dcols [Ckk, Width] = W_g^T * dY; a direct pointwise chunk's dcols is dx[n, group g] itself.
-                        if (direct)
-                            Gemm.Cpu(true, false, c.Ckk, c.Width, c.GroupCout, 1f, wa, w.Offset + wRows, c.Ckk, dyArr, dyOff, dyLd, 1f, dx.HostArray, dx.Offset + (xChunk - x.Offset), c.HW);
-                        else
-                        {
-                            Gemm.Cpu(true, false, c.Ckk, c.Width, c.GroupCout, 1f, wa, w.Offset + wRows, c.Ckk, dyArr, dyOff, dyLd, 0f, cols!, 0, c.Width);
-                            Col2Im(c, cols!, dx.HostArray, dx.Offset);
-                        }
+                        Im2Col(c, xa, x.Offset, cols.Array, cols.Offset);
+                        (colArr, colOff, colLd) = (cols.Array, cols.Offset, c.Width);
                     }
-        }
-        finally
-        {
-            Return(cols);
-            Return(gathered);
-        }
+
+                    // dY of the chunk's group as a [Cout/G, Width] matrix (gathered when several images share the chunk).
+                    using var gathered = Workspace.Take(ref _im2colProduct, c.Images == 1 ? 0 : c.GroupCout * c.Width);
+                    float[] dyArr; int dyOff, dyLd;
+                    if (c.Images == 1) (dyArr, dyOff, dyLd) = (dya, dy.Offset + (c.Image0 * c.Cout + c.YChannel0) * c.HoWo + c.Row0 * c.Wo, c.HoWo);
+                    else
+                    {
+                        GatherOutputGradient(c, dya, dy.Offset, gathered.Array, gathered.Offset);
+                        (dyArr, dyOff, dyLd) = (gathered.Array, gathered.Offset, c.Width);
+                    }
+
+                    // dW_g [Cout/G, Ckk] += dY [Cout/G, Width] * cols^T: rows YChannel0 .. of dw, as W_g of w.
+                    int wRows = c.YChannel0 * c.Ckk;
+                    Gemm.Cpu(false, true, c.GroupCout, c.Ckk, c.Width, 1f, dyArr, dyOff, dyLd, colArr, colOff, colLd, 1f, dwa, dw.Offset + wRows, c.Ckk);
+
+                    if (dx is null) continue;
+                    // dcols [Ckk, Width] = W_g^T * dY; a direct pointwise chunk's dcols is dx[n, group g] itself.
+                    if (direct)
+                        Gemm.Cpu(true, false, c.Ckk, c.Width, c.GroupCout, 1f, wa, w.Offset + wRows, c.Ckk, dyArr, dyOff, dyLd, 1f, dx.HostArray, dx.Offset + (xChunk - x.Offset), c.HW);
+                    else
+                    {
+                        Gemm.Cpu(true, false, c.Ckk, c.Width, c.GroupCout, 1f, wa, w.Offset + wRows, c.Ckk, dyArr, dyOff, dyLd, 0f, cols.Array, cols.Offset, c.Width);
+                        Col2Im(c, cols.Array, cols.Offset, dx.HostArray, dx.Offset);
+                    }
+                }
     }
 
     /// <summary>db[o] += sum over images and pixels of dy[n, o].</summary>
@@ -167,7 +151,7 @@ public static partial class Conv2d
     {
         float[] dya = dy.HostArray, dba = db.HostArray;
         int dyOff = dy.Offset, dbOff = db.Offset;
-        For(s.Cout, (long)s.N * s.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
+        CpuLoop.For(s.Cout, (long)s.N * s.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
         {
             double sum = 0;
             for (int n = 0; n < s.N; n++)
@@ -182,10 +166,10 @@ public static partial class Conv2d
     /// One task per (image, channel of the group, kernel row u), so even a one-channel input keeps every core
     /// busy; each writes K*Rows runs of Wo floats.
     /// </summary>
-    static unsafe void Im2Col(ConvArgs c, float[] x, int xOffset, float[] cols)
+    static unsafe void Im2Col(ConvArgs c, float[] x, int xOffset, float[] cols, int colsOffset)
     {
         int gcin = c.GroupCin;
-        For(c.Images * gcin * c.K, (long)c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(c.Images * gcin * c.K, (long)c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int u = task % c.K, plane = task / c.K;
             int img = plane / gcin, ch = plane % gcin;
@@ -196,7 +180,7 @@ public static partial class Conv2d
                 {
                     var (lo, hi) = ValidColumns(c, v);
                     int row = (ch * c.K + u) * c.K + v;
-                    float* dst = colBase + (long)row * c.Width + (long)img * c.ChunkPixels;
+                    float* dst = colBase + colsOffset + (long)row * c.Width + (long)img * c.ChunkPixels;
                     for (int i = 0; i < c.Rows; i++)
                     {
                         float* line = dst + (long)i * c.Wo;
@@ -237,10 +221,10 @@ public static partial class Conv2d
     /// dx pixel it was read from (channels of the chunk's group). One task per (image, channel), so no two
     /// tasks touch the same pixel.
     /// </summary>
-    static unsafe void Col2Im(ConvArgs c, float[] dcols, float[] dx, int dxOffset)
+    static unsafe void Col2Im(ConvArgs c, float[] dcols, int dcolsOffset, float[] dx, int dxOffset)
     {
         int gcin = c.GroupCin;
-        For(c.Images * gcin, (long)c.K * c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(c.Images * gcin, (long)c.K * c.K * c.ChunkPixels, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int img = task / gcin, ch = task % gcin;
             var plane = dx.AsSpan(dxOffset + ((c.Image0 + img) * c.Cin + c.XChannel0 + ch) * c.HW, c.HW);
@@ -250,7 +234,7 @@ public static partial class Conv2d
                     var (lo, hi) = ValidColumns(c, v);
                     if (hi <= lo) continue;
                     int row = (ch * c.K + u) * c.K + v;
-                    var src = dcols.AsSpan(row * c.Width + img * c.ChunkPixels, c.ChunkPixels);
+                    var src = dcols.AsSpan(dcolsOffset + row * c.Width + img * c.ChunkPixels, c.ChunkPixels);
                     for (int i = 0; i < c.Rows; i++)
                     {
                         int iy = (c.Row0 + i) * c.Stride - c.Pad + u * c.Dilation;
@@ -286,13 +270,13 @@ public static partial class Conv2d
     /// y[Image0 + m, YChannel0 + o, :] = product[o, m*HoWo ..] + b[YChannel0 + o] (then ReLU) for a chunk of whole
     /// images: product [Cout/G, Width] is the chunk group's output.
     /// </summary>
-    static void ScatterOutput(ConvArgs c, float[] product, float[] y, int yOffset, float[]? bias, int biasOffset, bool relu)
+    static void ScatterOutput(ConvArgs c, float[] product, int productOffset, float[] y, int yOffset, float[]? bias, int biasOffset, bool relu)
     {
         int gcout = c.GroupCout;
-        For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int img = task / gcout, o = task % gcout;
-            var src = product.AsSpan(o * c.Width + img * c.HoWo, c.HoWo);
+            var src = product.AsSpan(productOffset + o * c.Width + img * c.HoWo, c.HoWo);
             var dst = y.AsSpan(yOffset + ((c.Image0 + img) * c.Cout + c.YChannel0 + o) * c.HoWo, c.HoWo);
             if (bias is null) src.CopyTo(dst);
             else TensorPrimitives.Add(src, bias[biasOffset + c.YChannel0 + o], dst);
@@ -301,33 +285,13 @@ public static partial class Conv2d
     }
 
     /// <summary>gathered[o, m*HoWo ..] = dy[Image0 + m, YChannel0 + o, :] for a chunk of whole images: the chunk group's [Cout/G, Width].</summary>
-    static void GatherOutputGradient(ConvArgs c, float[] dy, int dyOffset, float[] gathered)
+    static void GatherOutputGradient(ConvArgs c, float[] dy, int dyOffset, float[] gathered, int gatheredOffset)
     {
         int gcout = c.GroupCout;
-        For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(c.Images * gcout, c.HoWo, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int img = task / gcout, o = task % gcout;
-            dy.AsSpan(dyOffset + ((c.Image0 + img) * c.Cout + c.YChannel0 + o) * c.HoWo, c.HoWo).CopyTo(gathered.AsSpan(o * c.Width + img * c.HoWo, c.HoWo));
+            dy.AsSpan(dyOffset + ((c.Image0 + img) * c.Cout + c.YChannel0 + o) * c.HoWo, c.HoWo).CopyTo(gathered.AsSpan(gatheredOffset + o * c.Width + img * c.HoWo, c.HoWo));
         });
-    }
-
-    /// <summary>Runs body(0 .. count-1), over all cores when the total work is worth it.</summary>
-    static void For(int count, long workPerItem, Action<int> body, bool inline = false)
-    {
-        if (!inline && count > 1 && count * workPerItem >= ParallelThreshold) Parallel.For(0, count, body);
-        else for (int i = 0; i < count; i++) body(i);
-    }
-
-    /// <summary>A pooled buffer of at least <paramref name="length"/> floats, swapping out a smaller one.</summary>
-    static float[] Rent(float[]? current, int length)
-    {
-        if (current is not null && current.Length >= length) return current;
-        Return(current);
-        return ArrayPool<float>.Shared.Rent(Math.Max(length, 1));
-    }
-
-    static void Return(float[]? buffer)
-    {
-        if (buffer is not null) ArrayPool<float>.Shared.Return(buffer);
     }
 }

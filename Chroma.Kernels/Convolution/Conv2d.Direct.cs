@@ -50,7 +50,7 @@ public static partial class Conv2d
             var s = whole with { Group = g };
             int gcout = s.GroupCout, y0 = s.YChannel0;
             PackFilters(s, w.HostArray, w.Offset, (float*)a, kc);
-            For(s.N * panels, 2L * gcout * ckk * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int item) =>
+            CpuLoop.For(s.N * panels, 2L * gcout * ckk * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int item) =>
             {
                 int n = item / panels, q = item % panels;
                 int p0 = q * nr, cols = Math.Min(nr, s.HoWo - p0);

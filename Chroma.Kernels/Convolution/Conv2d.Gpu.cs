@@ -85,8 +85,7 @@ public static partial class Conv2d
         var (m, n, k) = ProductShape(s, mode);
         int groups = s.Groups;
         long fill = target.GroupsToFill;
-        int side = MaxSide;
-        while (side > 1 && side * side > target.MaxGroupSize) side /= 2;
+        int side = target.SquareGroupSide(MaxSide);
         long Tiles(int tile) => (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile) * groups;
         if (side > 8 && Tiles(ThreadTile * side) < fill) side = 8;
         int tileSize = ThreadTile * side;

@@ -211,7 +211,7 @@ public static partial class Conv2d
         int cin = p.Cin, cout6 = p.Cout6;
         long pointStride = PointStride((long)cout6 * cin);
         nint uBase = (nint)u;
-        For(cout6, 162L * cin, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
+        CpuLoop.For(cout6, 162L * cin, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
         {
             float* ub = (float*)uBase;
             Span<float> g = stackalloc float[9];
@@ -269,7 +269,7 @@ public static partial class Conv2d
         int nr = 2 * TOps.Count, cin = p.Cin;
         long chunkTiles = (long)panels * nr, pointStride = PointStride(chunkTiles * (rowMajor ? rowMajorRows : cin));
         nint vBase = (nint)v;
-        For(panels * cin, 36L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(panels * cin, 36L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int q = task / cin, c = task % cin;
             float* d = stackalloc float[WinoPoints * 2 * 16];
@@ -464,7 +464,7 @@ public static partial class Conv2d
         int nr = 2 * TOps.Count, cin = p.Cin, cout6 = p.Cout6, oPanels = cout6 / Mr;
         long chunkTiles = (long)panels * nr;
         nint uBase = (nint)u, vBase = (nint)v, mBase = (nint)m;
-        For(WinoPoints, 2L * cout6 * cin * chunkTiles, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int xi) =>
+        CpuLoop.For(WinoPoints, 2L * cout6 * cin * chunkTiles, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int xi) =>
         {
             float* uxi = (float*)uBase + xi * PointStride((long)cout6 * cin);
             float* vxi = (float*)vBase + xi * PointStride(chunkTiles * cin);
@@ -495,7 +495,7 @@ public static partial class Conv2d
         int nr = 2 * TOps.Count, w = TOps.Count;
         long chunkTiles = (long)panels * nr, pointStride = PointStride(p.Cout6 * chunkTiles);
         nint mBase = (nint)m;
-        For(p.Cout * panels, 16L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(p.Cout * panels, 16L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int o = task / panels, q = task % panels;
             float* src = (float*)mBase + o * chunkTiles + (long)q * nr;
@@ -703,7 +703,7 @@ public static partial class Conv2d
         TransformOutputGradient<TOps, TVec>(p, t0, panels, m, inline, cout4);
         int oBlocks = cout4 / DotBlock, cBlocks = cin4 / DotBlock;
         nint vBase = (nint)v, mBase = (nint)m, uBase = (nint)du;
-        For(WinoPoints * oBlocks, 2L * DotBlock * cin4 * k, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int item) =>
+        CpuLoop.For(WinoPoints * oBlocks, 2L * DotBlock * cin4 * k, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int item) =>
         {
             int xi = item / oBlocks, ob = item % oBlocks;
             float* a = (float*)mBase + xi * mStride + (long)ob * DotBlock * k;
@@ -751,7 +751,7 @@ public static partial class Conv2d
         int nr = 2 * TOps.Count, w = TOps.Count;
         long chunkTiles = (long)panels * nr, pointStride = PointStride((long)rows * chunkTiles);
         nint mBase = (nint)m;
-        For(p.Cout * panels, 36L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
+        CpuLoop.For(p.Cout * panels, 36L * 8 * nr, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int task) =>
         {
             int o = task / panels, q = task % panels;
             float* g = stackalloc float[WinoTile * WinoTile * 2 * 16];
@@ -825,7 +825,7 @@ public static partial class Conv2d
         long pointStride = PointStride((long)RoundUp4(cout) * cin4);
         nint duBase = (nint)du;
         // Columns of G (6x3): G[a, u].
-        For(cout, 162L * cin, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
+        CpuLoop.For(cout, 162L * cin, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (int o) =>
         {
             Span<float> t = stackalloc float[WinoPatch * 3];   // (dU G) [6][3]
             float* src0 = (float*)duBase + (long)o * cin4;

@@ -239,41 +239,44 @@ public static partial class Gemm
         COffset = p.COffset + i0 * p.Ldc + j0,
     };
 
+    // Packing buffers (per thread): A blocks [mc, kc] in MR-tall panels, B blocks [kc, nc] in NR-wide panels.
+    [ThreadStatic] static Workspace? _packA, _packB;
+    // SplitK's partial products [splits][M, N] (per calling thread).
+    [ThreadStatic] static Workspace? _splitPartials;
+
     // C = beta * C + sum over s of (alpha * op(A)[:, ks] op(B)[ks, :]), the K ranges ks computed
     // into separate [M, N] buffers and added in order of s.
     static void SplitK<TOps, TVec>(CpuProblem p, int kc, int splits, int threads)
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int mn = p.M * p.N;
-        float[] partial = System.Buffers.ArrayPool<float>.Shared.Rent(splits * mn);
-        try
+        using var partialLease = Workspace.Take(ref _splitPartials, splits * mn);
+        float[] partial = partialLease.Array;
+        int partialOff = partialLease.Offset;
+        void Part(int s)
         {
-            void Part(int s)
+            int k0 = (int)((long)p.K * s / splits), k1 = (int)((long)p.K * (s + 1) / splits);
+            var part = p with
             {
-                int k0 = (int)((long)p.K * s / splits), k1 = (int)((long)p.K * (s + 1) / splits);
-                var part = p with
-                {
-                    K = k1 - k0, Beta = 0f,
-                    AOffset = p.AOffset + (p.TransA ? k0 * p.Lda : k0),
-                    BOffset = p.BOffset + (p.TransB ? k0 : k0 * p.Ldb),
-                    C = partial, COffset = s * mn, Ldc = p.N,
-                };
-                Sequential<TOps, TVec>(part, kc);
-            }
-            if (threads == 1) for (int s = 0; s < splits; s++) Part(s);
-            else Parallel.For(0, splits, Part);
-
-            var sum = partial.AsSpan(0, mn);
-            for (int s = 1; s < splits; s++) System.Numerics.Tensors.TensorPrimitives.Add(sum, partial.AsSpan(s * mn, mn), sum);
-            for (int i = 0; i < p.M; i++)
-            {
-                var row = sum.Slice(i * p.N, p.N);
-                var cRow = p.C.AsSpan(p.COffset + i * p.Ldc, p.N);
-                if (p.Beta == 0f) row.CopyTo(cRow);
-                else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(cRow, p.Beta, row, cRow);
-            }
+                K = k1 - k0, Beta = 0f,
+                AOffset = p.AOffset + (p.TransA ? k0 * p.Lda : k0),
+                BOffset = p.BOffset + (p.TransB ? k0 : k0 * p.Ldb),
+                C = partial, COffset = partialOff + s * mn, Ldc = p.N,
+            };
+            Sequential<TOps, TVec>(part, kc);
         }
-        finally { System.Buffers.ArrayPool<float>.Shared.Return(partial); }
+        if (threads == 1) for (int s = 0; s < splits; s++) Part(s);
+        else Parallel.For(0, splits, Part);
+
+        var sum = partial.AsSpan(partialOff, mn);
+        for (int s = 1; s < splits; s++) System.Numerics.Tensors.TensorPrimitives.Add(sum, partial.AsSpan(partialOff + s * mn, mn), sum);
+        for (int i = 0; i < p.M; i++)
+        {
+            var row = sum.Slice(i * p.N, p.N);
+            var cRow = p.C.AsSpan(p.COffset + i * p.Ldc, p.N);
+            if (p.Beta == 0f) row.CopyTo(cRow);
+            else System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(cRow, p.Beta, row, cRow);
+        }
     }
 
     // The blocked loop nest on the calling thread.
@@ -281,8 +284,8 @@ public static partial class Gemm
         where TOps : struct, IVectorOps<TVec> where TVec : struct
     {
         int nr = 2 * TOps.Count, kcMax = Math.Min(p.K, kc);
-        using var bLease = Workspace.Take(ref Workspace.ForB, RoundUp(Math.Min(p.N, NcMax), nr) * kcMax);
-        using var aLease = Workspace.Take(ref Workspace.ForA, RoundUp(Math.Min(p.M, McMax), Mr) * kcMax);
+        using var bLease = Workspace.Take(ref _packB, RoundUp(Math.Min(p.N, NcMax), nr) * kcMax);
+        using var aLease = Workspace.Take(ref _packA, RoundUp(Math.Min(p.M, McMax), Mr) * kcMax);
         for (int jc = 0; jc < p.N; jc += NcMax)
         {
             int ncCur = Math.Min(NcMax, p.N - jc);
@@ -314,7 +317,7 @@ public static partial class Gemm
         icBlocks = (icBlocks + threads - 1) / threads * threads;
         int mc = RoundUp((p.M + icBlocks - 1) / icBlocks, Mr);
         icBlocks = (p.M + mc - 1) / mc;
-        using var bLease = Workspace.Take(ref Workspace.ForB, RoundUp(Math.Min(p.N, NcMax), nr) * Math.Min(p.K, kc));
+        using var bLease = Workspace.Take(ref _packB, RoundUp(Math.Min(p.N, NcMax), nr) * Math.Min(p.K, kc));
         for (int jc = 0; jc < p.N; jc += NcMax)
         {
             int ncCur = Math.Min(NcMax, p.N - jc);
@@ -342,7 +345,7 @@ public static partial class Gemm
             int i0 = ic * mc, rows = Math.Min(mc, p.M - i0);
             int q0 = panels * chunk / jrChunks, q1 = panels * (chunk + 1) / jrChunks;
             if (rows <= 0 || q0 >= q1) return;
-            using var aLease = Workspace.Take(ref Workspace.ForA, RoundUp(rows, Mr) * block.Kc);
+            using var aLease = Workspace.Take(ref _packA, RoundUp(rows, Mr) * block.Kc);
             PackA(p, i0, rows, block.Pc, block.Kc, aLease.Pointer);
             ComputeBlock<TOps, TVec>(p, block, i0, rows, aLease.Pointer, q0, q1);
         });
@@ -669,43 +672,5 @@ public static partial class Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Relu(float x) => x > 0f ? x : 0f;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float x) => x;
         [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MultiplyAdd(float x, float y, float z) => x * y + z;
-    }
-
-    /// <summary>
-    /// A per-thread packing buffer: pinned (pointers stay valid), 64-byte aligned, grown on demand
-    /// and kept, so a steady stream of products allocates nothing. A thread that re-enters while
-    /// its buffer is leased gets a temporary one.
-    /// </summary>
-    internal sealed unsafe class Workspace
-    {
-        [ThreadStatic] internal static Workspace? ForA;
-        [ThreadStatic] internal static Workspace? ForB;
-
-        float[] _data = [];
-        float* _aligned;
-        bool _leased;
-
-        public static Lease Take(ref Workspace? slot, int floats)
-        {
-            var w = slot ??= new Workspace();
-            if (w._leased) w = new Workspace();
-            w._leased = true;
-            if (w._data.Length < floats + 16)
-            {
-                w._data = GC.AllocateUninitializedArray<float>(floats + 16, pinned: true);
-                nint start = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(w._data));
-                w._aligned = (float*)((start + 63) & ~(nint)63);
-            }
-            return new Lease(w);
-        }
-
-        public readonly struct Lease(Workspace owner) : IDisposable
-        {
-            public float* Pointer => owner._aligned;
-            /// <summary>The pinned array behind <see cref="Pointer"/>, and Pointer's index in it (for array-based callees).</summary>
-            public float[] Array => owner._data;
-            public int Offset => (int)(owner._aligned - (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(owner._data)));
-            public void Dispose() => owner._leased = false;
-        }
     }
 }

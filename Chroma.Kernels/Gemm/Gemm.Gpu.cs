@@ -13,8 +13,8 @@ namespace Chroma.Kernels;
 //   op(A)[4S, TileK] and op(B)[TileK, 4S] in shared memory (Stage: loads coalesced for either
 //   transpose, out-of-range elements read as 0), then every thread does 16 FMAs per 8
 //   shared-memory reads. S = 16 on CUDA (64 x 64 tile, 256 threads); the launch picks the
-//   largest S with S*S <= MaxGroupSize, so ILGPU's CPU simulator (16 threads) runs the same
-//   kernel with S = 4 (16 x 16 tile).
+//   largest S with S*S <= MaxGroupSize (GpuTarget.SquareGroupSide), so ILGPU's CPU simulator
+//   (16 threads) runs the same kernel with S = 4 (16 x 16 tile).
 //   Thread (tx, ty) owns rows ty + r*S and columns tx + c*S (r, c < 4): neighbouring threads
 //   read neighbouring shared-memory words (no bank conflicts) and write neighbouring C columns.
 // kernel 3 (Tiled8Kernel): the same scheme with 8 x 8 outputs per thread and (8S) x (8S) tiles
@@ -71,7 +71,7 @@ public static partial class Gemm
     public static GpuPlan PlanGpu(GpuTarget target, bool transA, bool transB, int m, int n, int k)
     {
         long work = (long)m * n * k, fill = target.GroupsToFill;
-        int side = GroupSide(target.MaxGroupSize);
+        int side = target.SquareGroupSide(MaxGroupSide);
         long Tiles(int tile) => (long)((m + tile - 1) / tile) * ((n + tile - 1) / tile);
         string tiled = KernelName(nameof(TiledKernel)), tiled8 = KernelName(nameof(Tiled8Kernel));
 
@@ -152,7 +152,7 @@ public static partial class Gemm
     {
         if (m == 0 || n == 0) return;
         var args = new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc, k, 0);
-        int side = GroupSide(gpu.Target.MaxGroupSize), tile = side * ThreadTile;
+        int side = gpu.Target.SquareGroupSide(MaxGroupSide), tile = side * ThreadTile;
         var config = new KernelConfig(new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile), new Index2D(side, side));
         gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(TiledKernel)(config, args, a, b, c);
     }
@@ -163,7 +163,7 @@ public static partial class Gemm
     {
         if (m == 0 || n == 0) return;
         var args = new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc, k, 0);
-        int side = GroupSide(gpu.Target.MaxGroupSize), tile = side * 8;
+        int side = gpu.Target.SquareGroupSide(MaxGroupSide), tile = side * 8;
         var config = new KernelConfig(new Index2D((n + tile - 1) / tile, (m + tile - 1) / tile), new Index2D(side, side));
         gpu.GroupedKernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(Tiled8Kernel)(config, args, a, b, c);
     }
@@ -189,14 +189,6 @@ public static partial class Gemm
         if (m == 0 || n == 0) return;
         gpu.Kernel<GemmArgs, ArrayView<float>, ArrayView<float>, ArrayView<float>>(NaiveKernel)(
             m * n, new GemmArgs(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, lda, ldb, beta, ldc, k, 0), a, b, c);
-    }
-
-    /// <summary>Side S of the square thread group: the largest S &lt;= 16 with S*S threads allowed.</summary>
-    static int GroupSide(int maxGroupSize)
-    {
-        int side = MaxGroupSide;
-        while (side > 1 && side * side > maxGroupSize) side /= 2;
-        return side;
     }
 
     /// <summary>

@@ -151,6 +151,8 @@ public static partial class BatchNorm
         });
     }
 
+    [ThreadStatic] static Workspace? _inferenceCoefficients;
+
     static void ForwardInferenceCpu<T, V>(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         Tensor y, int n, int c, int s, float eps, bool relu)
         where T : struct, ILanes<V> where V : struct
@@ -158,9 +160,12 @@ public static partial class BatchNorm
         float[] xa = x.HostArray, ya = y.HostArray, g = gamma.HostArray, b = beta.HostArray;
         float[] rm = runningMean.HostArray, rv = runningVar.HostArray;
         int xo = x.Offset, yo = y.Offset, go = gamma.Offset, bo = beta.Offset, rmo = runningMean.Offset, rvo = runningVar.Offset;
-        // y = x * scale + shift per channel.
-        var scale = new float[c];
-        var shift = new float[c];
+        // y = x * scale + shift per channel: coefficients [2, C] (scale, then shift) in a Workspace lease.
+        using var coefficients = Workspace.Take(ref _inferenceCoefficients, 2 * c);
+        float[] ca = coefficients.Array;
+        int scaleOff = coefficients.Offset, shiftOff = scaleOff + c;
+        var scale = ca.AsSpan(scaleOff, c);
+        var shift = ca.AsSpan(shiftOff, c);
         for (int ch = 0; ch < c; ch++)
         {
             double sc = g[go + ch] / Math.Sqrt((double)rv[rvo + ch] + eps);
@@ -179,7 +184,7 @@ public static partial class BatchNorm
                 for (int i = 0; i < n; i++)
                 {
                     int at = (i * c + ch) * s;
-                    ScaleShift<T, V>(xa.AsSpan(xo + at, s), ya.AsSpan(yo + at, s), scale[ch], shift[ch], relu);
+                    ScaleShift<T, V>(xa.AsSpan(xo + at, s), ya.AsSpan(yo + at, s), ca[scaleOff + ch], ca[shiftOff + ch], relu);
                 }
         });
     }
@@ -261,20 +266,16 @@ public static partial class BatchNorm
 
     /// <summary>
     /// Runs <paramref name="body"/>(first channel, count) over blocks of channels, in parallel when the
-    /// tensor is large. With S = 1 a block is 64 columns walked row by row; with small S a block holds
-    /// enough channels that neighbouring threads do not write the same cache lines.
+    /// tensor is large (<see cref="CpuLoop.For"/>, its default threshold of 2^15 elements). With S = 1 a
+    /// block is 64 columns walked row by row; with small S a block holds enough channels that
+    /// neighbouring threads do not write the same cache lines.
     /// </summary>
     static void ForEachChannelBlock(int c, int s, int length, Action<int, int> body)
     {
-        const int SequentialBelow = 1 << 15; // elements; below this, thread start-up costs more than it saves
         int perBlock = s == 1 ? 64 : s >= 16 ? 1 : (16 + s - 1) / s;
         int blocks = (c + perBlock - 1) / perBlock;
-        if (length < SequentialBelow || Environment.ProcessorCount == 1)
-        {
-            for (int blk = 0; blk < blocks; blk++) body(blk * perBlock, Math.Min(perBlock, c - blk * perBlock));
-            return;
-        }
-        Parallel.For(0, blocks, blk => body(blk * perBlock, Math.Min(perBlock, c - blk * perBlock)));
+        long perChannel = c == 0 ? 0 : length / c;   // N*S elements
+        CpuLoop.For(blocks, perBlock * perChannel, blk => body(blk * perBlock, Math.Min(perBlock, c - blk * perBlock)));
     }
 
     // ---- Segment loops (one channel's S contiguous values). Each wrapper runs the loop at width T,

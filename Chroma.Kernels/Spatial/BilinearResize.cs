@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics.Tensors;
 using ILGPU;
 using ILGPU.Algorithms;
@@ -220,27 +219,26 @@ public static class BilinearResize
         double horizontalFirst = (double)srcSize.H * dstSize.W * cols.Stride + dstSize.H * dstSize.W * rows.Stride / simdWidth;
         double verticalFirst = dstSize.H * (double)srcSize.W * rows.Stride / simdWidth + (double)dstSize.H * dstSize.W * cols.Stride;
         bool vertical = verticalFirst < horizontalFirst;
-        var buffer = ArrayPool<float>.Shared.Rent(planes * (vertical ? dstSize.H * srcSize.W : srcSize.H * dstSize.W));
-        try
+        // The image after the first pass: [planes, dstH, srcW] (vertical first) or [planes, srcH, dstW].
+        using var buffer = Workspace.Take(ref _halfResized, planes * (vertical ? dstSize.H * srcSize.W : srcSize.H * dstSize.W));
+        if (vertical)
         {
-            if (vertical)
-            {
-                VerticalPass(src, srcOff, srcSize.H, buffer, 0, dstSize.H, planes, srcSize.W, rows, accumulate: false);
-                HorizontalPass(buffer, 0, srcSize.W, dst, dstOff, dstSize.W, planes * dstSize.H, cols, accumulate);
-            }
-            else
-            {
-                HorizontalPass(src, srcOff, srcSize.W, buffer, 0, dstSize.W, planes * srcSize.H, cols, accumulate: false);
-                VerticalPass(buffer, 0, srcSize.H, dst, dstOff, dstSize.H, planes, dstSize.W, rows, accumulate);
-            }
+            VerticalPass(src, srcOff, srcSize.H, buffer.Array, buffer.Offset, dstSize.H, planes, srcSize.W, rows, accumulate: false);
+            HorizontalPass(buffer.Array, buffer.Offset, srcSize.W, dst, dstOff, dstSize.W, planes * dstSize.H, cols, accumulate);
         }
-        finally { ArrayPool<float>.Shared.Return(buffer); }
+        else
+        {
+            HorizontalPass(src, srcOff, srcSize.W, buffer.Array, buffer.Offset, dstSize.W, planes * srcSize.H, cols, accumulate: false);
+            VerticalPass(buffer.Array, buffer.Offset, srcSize.H, dst, dstOff, dstSize.H, planes, dstSize.W, rows, accumulate);
+        }
     }
+
+    [ThreadStatic] static Workspace? _halfResized;
 
     /// <summary>dst row r [dstW] (=, or += when accumulating) taps applied to src row r [srcW], for every row.</summary>
     static void HorizontalPass(float[] src, int srcOff, int srcW, float[] dst, int dstOff, int dstW, int rows, Taps taps, bool accumulate)
     {
-        ForRowChunks(rows, dstW * Math.Max(taps.Stride, 1), (r0, r1) =>
+        CpuLoop.Chunks(rows, dstW * Math.Max(taps.Stride, 1), FlopsPerChunk, (r0, r1) =>
         {
             for (int r = r0; r < r1; r++)
             {
@@ -259,7 +257,7 @@ public static class BilinearResize
     /// <summary>Per plane: dst row d [rowLen] (=, or += when accumulating) the sum over taps k of weight * src row (start + k).</summary>
     static void VerticalPass(float[] src, int srcOff, int srcH, float[] dst, int dstOff, int dstH, int planes, int rowLen, Taps taps, bool accumulate)
     {
-        ForRowChunks(planes * dstH, rowLen * Math.Max(taps.Stride, 1), (r0, r1) =>
+        CpuLoop.Chunks(planes * dstH, rowLen * Math.Max(taps.Stride, 1), FlopsPerChunk, (r0, r1) =>
         {
             for (int r = r0; r < r1; r++)
             {
@@ -275,14 +273,12 @@ public static class BilinearResize
         });
     }
 
-    // Rows are independent: split them over cores in chunks of roughly equal cost (flops per row given).
-    static void ForRowChunks(int rows, int costPerRow, Action<int, int> body)
-    {
-        int chunk = Math.Max(1, (1 << 15) / Math.Max(1, costPerRow));
-        int chunks = (rows + chunk - 1) / chunk;
-        if (chunks <= 1) body(0, rows);
-        else Parallel.For(0, chunks, k => body(k * chunk, Math.Min(rows, (k + 1) * chunk)));
-    }
+    /// <summary>
+    /// Rows are independent: <see cref="CpuLoop.Chunks"/> splits them over cores in ranges of roughly equal
+    /// cost, about 2^15 multiply-adds each (the passes give the cost of a row; chosen with the op, no
+    /// measurement recorded).
+    /// </summary>
+    const int FlopsPerChunk = 1 << 15;
 
     /// <summary>Plain float64 implementation, the reference for tests.</summary>
     public static class Reference

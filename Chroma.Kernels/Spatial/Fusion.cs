@@ -66,7 +66,7 @@ public static class Fusion
             if (dGlobal is not null && dGlobal.Length > 0)
             {
                 // One group per (image, global channel): N x Cg groups (1024 at width 0.25 batch 16 and at width 1 batch 4).
-                int group = Math.Min(Reductions.MaxGroup, FloorPowerOfTwo(gpu.Target.MaxGroupSize));
+                int group = gpu.Target.PowerOfTwoGroup(Reductions.MaxGroup);
                 var plan = new LaunchPlan(nameof(Fusion) + "." + nameof(GlobalGradKernel), new Index3D(dGlobal.Length, 1, 1), new Index3D(group, 1, 1),
                     (long)dGlobal.Length * dims.Plane);
                 gpu.Launching(plan);
@@ -77,7 +77,7 @@ public static class Fusion
         else
         {
             var (dyArr, dyOff) = (dy.HostArray, dy.Offset);
-            Parallel.For(0, n, b =>
+            CpuLoop.For(n, (long)ct * dims.Plane, b =>
             {
                 var dyImage = dyArr.AsSpan(dyOff + b * ct * dims.Plane, ct * dims.Plane);
                 if (dLocal is not null)
@@ -95,15 +95,13 @@ public static class Fusion
         }
     }
 
-    static int FloorPowerOfTwo(int v) => v <= 1 ? 1 : 1 << (31 - int.LeadingZeroCount(v));
-
     /// <summary>Channel counts and the plane size H*W, passed to kernels as one struct.</summary>
     public readonly record struct FusionDims(int Local, int Global, int Plane);
 
     static void ForwardCpu(FusionDims d, int n, float[] local, int localOff, float[] global, int globalOff, float[] y, int yOff)
     {
         int ct = d.Local + d.Global;
-        Parallel.For(0, n, b =>
+        CpuLoop.For(n, (long)ct * d.Plane, b =>
         {
             // The local channels of one image are one contiguous block in both tensors.
             local.AsSpan(localOff + b * d.Local * d.Plane, d.Local * d.Plane).CopyTo(y.AsSpan(yOff + b * ct * d.Plane));

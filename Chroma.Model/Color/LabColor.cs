@@ -32,9 +32,6 @@ public static class LabColor
     // exact to double rounding rather than to the 7 digits of the published inverse.
     static readonly double[] Inverse = Invert3x3(M00, M01, M02, M10, M11, M12, M20, M21, M22);
 
-    // Below this pixel count the planar conversions run on one thread.
-    const int ParallelThreshold = 1 << 14;
-
     /// <summary>sRGB (gamma-encoded, nominally in [0, 1]) to L*a*b*.</summary>
     public static (double L, double A, double B) FromRgb(double r, double g, double b)
     {
@@ -82,7 +79,7 @@ public static class LabColor
         fixed (float* pAbFixed = ab)
         {
             float* pRgb = pRgbFixed, pL = pLFixed, pAb = pAbFixed;
-            ForRows(height, width, y =>
+            ImageFile.ForRows(height, width, y =>
             {
                 for (int i = y * width, end = i + width; i < end; i++)
                 {
@@ -103,7 +100,7 @@ public static class LabColor
         fixed (float* pLFixed = l)
         {
             float* pRgb = pRgbFixed, pL = pLFixed;
-            ForRows(height, width, y =>
+            ImageFile.ForRows(height, width, y =>
             {
                 for (int i = y * width, end = i + width; i < end; i++)
                     pL[i] = (float)Lightness(pRgb[i], pRgb[plane + i], pRgb[2 * plane + i]);
@@ -123,7 +120,7 @@ public static class LabColor
         fixed (float* pRgbFixed = rgb)
         {
             float* pL = pLFixed, pAb = pAbFixed, pRgb = pRgbFixed;
-            ForRows(height, width, y =>
+            ImageFile.ForRows(height, width, y =>
             {
                 for (int i = y * width, end = i + width; i < end; i++)
                 {
@@ -160,14 +157,6 @@ public static class LabColor
     }
 
     static float Clamp01(double v) => v <= 0 ? 0f : v >= 1 ? 1f : (float)v;
-
-    static void ForRows(int height, int width, Action<int> row)
-    {
-        if ((long)height * width < ParallelThreshold)
-            for (int y = 0; y < height; y++) row(y);
-        else
-            Parallel.For(0, height, row);
-    }
 
     static int CheckPlanes(string op, int height, int width, params (string Name, int Length, int Planes)[] buffers)
     {
