@@ -10,31 +10,20 @@ namespace Chroma.Tests.Kernels;
 /// </summary>
 public class ActivationTests
 {
-    public static TheoryData<string, string, string> OpsPathsAndCases()
-    {
-        var d = new TheoryData<string, string, string>();
-        foreach (var op in new OpDeclaration[] { ReluOp.Instance, SigmoidOp.Instance })
-            foreach (var p in new[] { "cpu", "gpu" })
-                foreach (var c in op.CheckCases) d.Add(op.Name, p, c.Name);
-        return d;
-    }
+    public static TheoryData<string, string, string> OpsPathsAndCases() => HarnessAssert.OpsPathsAndCases(ReluOp.Instance, SigmoidOp.Instance);
 
     /// <summary>Check mode: y starts at 7 (forward must overwrite it), then against the float64 reference.</summary>
     [Theory, MemberData(nameof(OpsPathsAndCases))]
     public void Forward_matches_reference(string op, string path, string name)
     {
-        var declaration = Ops.Find(op)!;
-        using var run = declaration.Prepare(TestDevices.Get(path), declaration.Case(name), seed: 4);
-        HarnessAssert.Passes(OpHarness.Check(run));
+        HarnessAssert.Check(Ops.Find(op)!, path, name, seed: 4);
     }
 
     /// <summary>Grad mode: dx starts at 0.5 (backward accumulates), then against central differences of the reference.</summary>
     [Theory, MemberData(nameof(OpsPathsAndCases))]
     public void Backward_matches_finite_differences(string op, string path, string name)
     {
-        var declaration = Ops.Find(op)!;
-        using var run = declaration.Prepare(TestDevices.Get(path), declaration.Case(name), seed: 5);
-        HarnessAssert.Passes(OpHarness.Grad(run));
+        HarnessAssert.Grad(Ops.Find(op)!, path, name, seed: 5);
     }
 
     /// <summary>Forward may write in place (y = x), as the network's output layer does.</summary>

@@ -13,13 +13,7 @@ public class AdadeltaTests
     /// 5 steps; other hyper-parameters, weight decay and a warm state on views into larger buffers over 4; three and a bit
     /// of the CPU path's 65536-element chunks on views at an odd offset over 2.
     /// </summary>
-    public static TheoryData<string, string> PathsAndCases()
-    {
-        var d = new TheoryData<string, string>();
-        foreach (var p in new[] { "cpu", "gpu" })
-            foreach (var c in AdadeltaOp.Instance.CheckCases) d.Add(p, c.Name);
-        return d;
-    }
+    public static TheoryData<string, string> PathsAndCases() => HarnessAssert.PathsAndCases(AdadeltaOp.Instance);
 
     /// <summary>
     /// Check mode (the op's only one): the steps against the float64 steps on the same float32-rounded parameters and

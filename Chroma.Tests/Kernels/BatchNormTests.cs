@@ -46,8 +46,7 @@ public class BatchNormTests
     [Theory, MemberData(nameof(PathsAndCases), false)]
     public void Forward_matches_reference(string path, string name)
     {
-        using var run = Op.Prepare(TestDevices.Get(path), Op.Case(name), seed: 20);
-        HarnessAssert.Passes(OpHarness.Check(run));
+        HarnessAssert.Check(Op, path, name, seed: 20);
     }
 
     /// <summary>
@@ -57,8 +56,7 @@ public class BatchNormTests
     [Theory, MemberData(nameof(PathsAndCases), true)]
     public void Backward_matches_closed_form_and_finite_differences(string path, string name)
     {
-        using var run = Op.Prepare(TestDevices.Get(path), Op.Case(name), seed: 26);
-        HarnessAssert.Passes(OpHarness.Grad(run));
+        HarnessAssert.Grad(Op, path, name, seed: 26);
     }
 
     /// <summary>

@@ -12,28 +12,20 @@ public class BilinearResizeTests
     /// Every path with every case declared in the op harness (Chroma.Kernels/Harness/SpatialOps.cs): N 2, C 3, growing
     /// both axes, shrinking both by non-integer factors, the identity (an exact copy: tolerance 0), mixed, large factors.
     /// </summary>
-    public static TheoryData<string, string> PathsAndCases()
-    {
-        var d = new TheoryData<string, string>();
-        foreach (var path in TestDevices.Paths)
-            foreach (var c in BilinearResizeOp.Instance.CheckCases) d.Add(path, c.Name);
-        return d;
-    }
+    public static TheoryData<string, string> PathsAndCases() => HarnessAssert.PathsAndCases(BilinearResizeOp.Instance);
 
     /// <summary>Check mode: y starts at 7 (forward overwrites it), then against the float64 reference.</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Forward_matches_reference(string path, string name)
     {
-        using var run = BilinearResizeOp.Instance.Prepare(TestDevices.Get(path), BilinearResizeOp.Instance.Case(name), seed: 41);
-        HarnessAssert.Passes(OpHarness.Check(run));
+        HarnessAssert.Check(BilinearResizeOp.Instance, path, name, seed: 41);
     }
 
     /// <summary>Grad mode: dx starts at 0.5 (backward accumulates), then against central differences of the reference.</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Backward_matches_finite_differences(string path, string name)
     {
-        using var run = BilinearResizeOp.Instance.Prepare(TestDevices.Get(path), BilinearResizeOp.Instance.Case(name), seed: 43);
-        HarnessAssert.Passes(OpHarness.Grad(run));
+        HarnessAssert.Grad(BilinearResizeOp.Instance, path, name, seed: 43);
     }
 
     // The GPU backward gathers, for each input, from a candidate range of outputs computed in float;

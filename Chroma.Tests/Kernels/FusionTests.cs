@@ -13,28 +13,20 @@ public class FusionTests
     /// Every path with every case declared in the op harness (Chroma.Kernels/Harness/SpatialOps.cs): N 2, Cl 3, Cg 4,
     /// 5x7, backward with both gradients, the global one only, the local one only.
     /// </summary>
-    public static TheoryData<string, string> PathsAndCases()
-    {
-        var d = new TheoryData<string, string>();
-        foreach (var path in TestDevices.Paths)
-            foreach (var c in FusionOp.Instance.CheckCases) d.Add(path, c.Name);
-        return d;
-    }
+    public static TheoryData<string, string> PathsAndCases() => HarnessAssert.PathsAndCases(FusionOp.Instance);
 
     /// <summary>Check mode: y starts at 7, then against the float64 reference with tolerance 0 (copies are exact).</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Forward_matches_reference(string path, string name)
     {
-        using var run = FusionOp.Instance.Prepare(TestDevices.Get(path), FusionOp.Instance.Case(name), seed: 31);
-        HarnessAssert.Passes(OpHarness.Check(run));
+        HarnessAssert.Check(FusionOp.Instance, path, name, seed: 31);
     }
 
     /// <summary>Grad mode: the gradients asked for start at 0.5 (backward accumulates), then against central differences.</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Backward_matches_finite_differences(string path, string name)
     {
-        using var run = FusionOp.Instance.Prepare(TestDevices.Get(path), FusionOp.Instance.Case(name), seed: 33);
-        HarnessAssert.Passes(OpHarness.Grad(run));
+        HarnessAssert.Grad(FusionOp.Instance, path, name, seed: 33);
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]

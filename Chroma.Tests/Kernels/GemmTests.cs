@@ -32,16 +32,14 @@ public class GemmTests
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Product_matches_reference(string path, string name)
     {
-        using var run = Op.Prepare(TestDevices.Get(path), Op.Case(name), seed: 10);
-        HarnessAssert.Passes(OpHarness.Check(run));
+        HarnessAssert.Check(Op, path, name, seed: 10);
     }
 
     /// <summary>Grad mode: dA and dB (starting at 0.5 and -0.25: backward accumulates) against their float64 products, then central differences.</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Backward_matches_reference_and_finite_differences(string path, string name)
     {
-        using var run = Op.Prepare(TestDevices.Get(path), Op.Case(name), seed: 20);
-        HarnessAssert.Passes(OpHarness.Grad(run));
+        HarnessAssert.Grad(Op, path, name, seed: 20);
     }
 
     /// <summary>

@@ -9,29 +9,20 @@ public class LinearTests
     const int N = 3, In = 17, Out = 11; // odd sizes catch indexing errors
 
     /// <summary>Every path with every case declared in the op harness (Chroma.Kernels/Harness/LinearOp.cs: N 3, In 17, Out 11, with and without bias).</summary>
-    public static TheoryData<string, string> PathsAndCases()
-    {
-        var d = new TheoryData<string, string>();
-        foreach (var p in new[] { "cpu", "gpu" })
-            foreach (var c in LinearOp.Instance.CheckCases)
-                d.Add(p, c.Name);
-        return d;
-    }
+    public static TheoryData<string, string> PathsAndCases() => HarnessAssert.PathsAndCases(LinearOp.Instance);
 
     /// <summary>The harness's check mode: y starts non-zero (forward must overwrite it, not accumulate), then against the float64 reference.</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Forward_matches_reference(string path, string name)
     {
-        using var run = LinearOp.Instance.Prepare(TestDevices.Get(path), LinearOp.Instance.Case(name), seed: 40);
-        HarnessAssert.Passes(OpHarness.Check(run));
+        HarnessAssert.Check(LinearOp.Instance, path, name, seed: 40);
     }
 
     /// <summary>The harness's grad mode: every gradient starts at 0.5 (backward accumulates), then against central differences.</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Backward_matches_finite_differences(string path, string name)
     {
-        using var run = LinearOp.Instance.Prepare(TestDevices.Get(path), LinearOp.Instance.Case(name), seed: 43);
-        HarnessAssert.Passes(OpHarness.Grad(run));
+        HarnessAssert.Grad(LinearOp.Instance, path, name, seed: 43);
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]

@@ -16,22 +16,13 @@ public class LossTests
     static readonly int[] MapShape = [2, 2, 7, 9];
     const int N = 5, C = 7;
 
-    public static TheoryData<string, string, string> OpsPathsAndCases()
-    {
-        var d = new TheoryData<string, string, string>();
-        foreach (var op in new OpDeclaration[] { MseLossOp.Instance, CrossEntropyOp.Instance })
-            foreach (var p in new[] { "cpu", "gpu" })
-                foreach (var c in op.CheckCases) d.Add(op.Name, p, c.Name);
-        return d;
-    }
+    public static TheoryData<string, string, string> OpsPathsAndCases() => HarnessAssert.OpsPathsAndCases(MseLossOp.Instance, CrossEntropyOp.Instance);
 
     /// <summary>Check mode: the loss (over a sentinel) against the float64 loss; cross-entropy's probabilities against the float64 softmax.</summary>
     [Theory, MemberData(nameof(OpsPathsAndCases))]
     public void Forward_matches_reference(string op, string path, string name)
     {
-        var declaration = Ops.Find(op)!;
-        using var run = declaration.Prepare(TestDevices.Get(path), declaration.Case(name), seed: 11);
-        HarnessAssert.Passes(OpHarness.Check(run));
+        HarnessAssert.Check(Ops.Find(op)!, path, name, seed: 11);
     }
 
     /// <summary>
@@ -41,9 +32,7 @@ public class LossTests
     [Theory, MemberData(nameof(OpsPathsAndCases))]
     public void Backward_matches_closed_form_and_finite_differences(string op, string path, string name)
     {
-        var declaration = Ops.Find(op)!;
-        using var run = declaration.Prepare(TestDevices.Get(path), declaration.Case(name), seed: 15);
-        HarnessAssert.Passes(OpHarness.Grad(run));
+        HarnessAssert.Grad(Ops.Find(op)!, path, name, seed: 15);
     }
 
     /// <summary>|z| near 1000: exp overflows float (and double) without the row-max shift; the case's loss is in the hundreds.</summary>

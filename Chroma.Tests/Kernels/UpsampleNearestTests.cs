@@ -12,28 +12,20 @@ public class UpsampleNearestTests
     /// Every path with every case declared in the op harness (Chroma.Kernels/Harness/SpatialOps.cs): N 2, C 3, odd sizes;
     /// W = 19 also runs the 8-wide SIMD loops and their tails.
     /// </summary>
-    public static TheoryData<string, string> PathsAndCases()
-    {
-        var d = new TheoryData<string, string>();
-        foreach (var path in TestDevices.Paths)
-            foreach (var c in UpsampleNearestOp.Instance.CheckCases) d.Add(path, c.Name);
-        return d;
-    }
+    public static TheoryData<string, string> PathsAndCases() => HarnessAssert.PathsAndCases(UpsampleNearestOp.Instance);
 
     /// <summary>Check mode: y starts at 7, then against the float64 reference with tolerance 0 (copies are exact).</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Forward_matches_reference(string path, string name)
     {
-        using var run = UpsampleNearestOp.Instance.Prepare(TestDevices.Get(path), UpsampleNearestOp.Instance.Case(name), seed: 21);
-        HarnessAssert.Passes(OpHarness.Check(run));
+        HarnessAssert.Check(UpsampleNearestOp.Instance, path, name, seed: 21);
     }
 
     /// <summary>Grad mode: dx starts at 0.5 (backward accumulates), then against central differences of the reference.</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
     public void Backward_matches_finite_differences(string path, string name)
     {
-        using var run = UpsampleNearestOp.Instance.Prepare(TestDevices.Get(path), UpsampleNearestOp.Instance.Case(name), seed: 22);
-        HarnessAssert.Passes(OpHarness.Grad(run));
+        HarnessAssert.Grad(UpsampleNearestOp.Instance, path, name, seed: 22);
     }
 
     [Theory, MemberData(nameof(TestDevices.Paths), MemberType = typeof(TestDevices))]
