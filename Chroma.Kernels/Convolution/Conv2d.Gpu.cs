@@ -44,7 +44,7 @@ public static partial class Conv2d
         WeightGradient = 2,
     }
 
-    const int TileK = 16;                 // depth of one shared-memory stage (as Gemm's: Gemm.PlanSplitK cuts the depth in its stages)
+    const int TileK = Tile4x4.Depth;      // depth of one shared-memory stage (as Gemm's: Gemm.PlanSplitK cuts the depth in its stages)
     const int ThreadTile = 4;             // outputs per thread along each axis
     const int MaxSide = 16;               // S on CUDA: 16 x 16 threads, 64 x 64 tiles
     const int SharedTile = TileK * (MaxSide * ThreadTile + 1);
@@ -195,8 +195,7 @@ public static partial class Conv2d
         var aTile = SharedMemory.Allocate<float>(SharedTile);   // A tile, [TileK, tile]
         var bTile = SharedMemory.Allocate<float>(SharedTile);   // B tile, [TileK, tile]
 
-        float c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-        float c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        var acc = new Tile4x4();   // this thread's 4x4 block of C, in registers
 
         int grp = general ? Grid.IdxZ / g.Splits : 0;   // channel group
         int dil = general ? g.S.Dilation : 1;
@@ -222,24 +221,15 @@ public static partial class Conv2d
             }
             Group.Barrier();
 
-            for (int p = 0; p < TileK; p++)
-            {
-                int ar = p * stride + ty, bc = p * stride + tx;
-                float a0 = aTile[ar], a1 = aTile[ar + side], a2 = aTile[ar + 2 * side], a3 = aTile[ar + 3 * side];
-                float b0 = bTile[bc], b1 = bTile[bc + side], b2 = bTile[bc + 2 * side], b3 = bTile[bc + 3 * side];
-                c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-                c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-                c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-                c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
-            }
+            acc.MultiplyAdd(aTile, bTile, stride, side, ty, tx);
             Group.Barrier();
         }
 
         int i0 = row0 + ty, j0 = col0 + tx;
-        StoreRow(g, output, bias, grp, i0, j0, side, c00, c01, c02, c03);
-        StoreRow(g, output, bias, grp, i0 + side, j0, side, c10, c11, c12, c13);
-        StoreRow(g, output, bias, grp, i0 + 2 * side, j0, side, c20, c21, c22, c23);
-        StoreRow(g, output, bias, grp, i0 + 3 * side, j0, side, c30, c31, c32, c33);
+        StoreRow(g, output, bias, grp, i0, j0, side, acc.C00, acc.C01, acc.C02, acc.C03);
+        StoreRow(g, output, bias, grp, i0 + side, j0, side, acc.C10, acc.C11, acc.C12, acc.C13);
+        StoreRow(g, output, bias, grp, i0 + 2 * side, j0, side, acc.C20, acc.C21, acc.C22, acc.C23);
+        StoreRow(g, output, bias, grp, i0 + 3 * side, j0, side, acc.C30, acc.C31, acc.C32, acc.C33);
     }
 
     static void StoreRow(GemmArgs g, ArrayView<float> output, ArrayView<float> bias, int grp, int i, int j, int side, float v0, float v1, float v2, float v3)
