@@ -33,14 +33,8 @@ public class BatchNormTests
     /// Both paths with every small case; the grad theory takes the training ones but those at an offset of 1000, where
     /// x - mean keeps only ~1e-4 of float32's precision (their forward and statistics are what they check).
     /// </summary>
-    public static TheoryData<string, string> PathsAndCases(bool backward)
-    {
-        var d = new TheoryData<string, string>();
-        foreach (var p in new[] { "cpu", "gpu" })
-            foreach (var c in Op.CheckCases.Where(c => !IsLarge(c) && (!backward || c.Flag("training") && !c.Sizes.ContainsKey("offset"))))
-                d.Add(p, c.Name);
-        return d;
-    }
+    public static TheoryData<string, string> PathsAndCases(bool backward) =>
+        HarnessAssert.PathsAndCases(Op, c => !IsLarge(c) && (!backward || c.Flag("training") && !c.Sizes.ContainsKey("offset")));
 
     /// <summary>Check mode: y (over a sentinel) against the float64 forward; the saved statistics and the running ones (moved by training, untouched by inference).</summary>
     [Theory, MemberData(nameof(PathsAndCases), false)]

@@ -17,16 +17,8 @@ public class GemmTests
     static readonly GemmOp Op = GemmOp.Instance;
 
     /// <summary>The cases both paths run: odd sizes, partial GPU tiles and CPU blocks, beta 0 over NaN, beta 1, K = 0.</summary>
-    static IEnumerable<OpCase> DeviceCases => Op.CheckCases.Where(c => !c.Name.StartsWith("blocks.", StringComparison.Ordinal) &&
-        !c.Name.StartsWith("kernels.", StringComparison.Ordinal));
-
-    public static TheoryData<string, string> PathsAndCases()
-    {
-        var d = new TheoryData<string, string>();
-        foreach (var p in new[] { "cpu", "gpu" })
-            foreach (var c in DeviceCases) d.Add(p, c.Name);
-        return d;
-    }
+    public static TheoryData<string, string> PathsAndCases() =>
+        HarnessAssert.PathsAndCases(Op, c => !c.Name.StartsWith("blocks.", StringComparison.Ordinal) && !c.Name.StartsWith("kernels.", StringComparison.Ordinal));
 
     /// <summary>Check mode: C starts as NaN (beta 0) or C0, restored before the product, then against the float64 product.</summary>
     [Theory, MemberData(nameof(PathsAndCases))]
