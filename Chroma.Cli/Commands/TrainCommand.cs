@@ -77,12 +77,14 @@ public static class TrainCommand
                     {
                         var task = ctx.AddTask("training", maxValue: trainer.TotalSteps);
                         task.Value = trainer.Step;
-                        float lastLoss = float.NaN;
+                        float? lastLoss = null;
                         trainer.StepDone += (step, terms, ips) =>
                         {
                             task.Value = step;
                             if (terms is { } t) lastLoss = t.Total;
-                            task.Description = string.Create(CultureInfo.InvariantCulture, $"step {step}/{trainer.TotalSteps} loss {lastLoss:F5} {ips:F1} img/s");
+                            // The loss is read back only every --log-every steps (a read is a device sync); until the first one there is none to show.
+                            var loss = lastLoss is { } l ? string.Create(CultureInfo.InvariantCulture, $" loss {l:F5}") : "";
+                            task.Description = string.Create(CultureInfo.InvariantCulture, $"step {step}/{trainer.TotalSteps}{loss} {ips:F1} img/s");
                         };
                         trainer.Validated += row => AnsiConsole.MarkupLineInterpolated(
                             $"step {row.Step}: train loss {row.TrainLoss:F5}, val loss {row.ValLoss:F5}, val PSNR {row.ValPsnr:F2} dB{(double.IsNaN(row.ValTop1) ? "" : $", top-1 {row.ValTop1:P1}")}");
