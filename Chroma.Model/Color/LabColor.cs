@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace Chroma.Model;
 
 /// <summary>
@@ -81,7 +83,10 @@ public static class LabColor
             float* pRgb = pRgbFixed, pL = pLFixed, pAb = pAbFixed;
             ImageFile.ForRows(height, width, y =>
             {
-                for (int i = y * width, end = i + width; i < end; i++)
+                int i = y * width, end = i + width;
+                if (Vector512.IsHardwareAccelerated)
+                    i += FromRgb16(pRgb + i, pRgb + plane + i, pRgb + 2 * plane + i, pL + i, pAb + i, pAb + plane + i, width);
+                for (; i < end; i++)
                 {
                     var (ll, aa, bb) = FromRgb(pRgb[i], pRgb[plane + i], pRgb[2 * plane + i]);
                     pL[i] = (float)ll;
@@ -89,6 +94,54 @@ public static class LabColor
                     pAb[plane + i] = (float)bb;
                 }
             });
+        }
+    }
+
+    /// <summary>
+    /// <see cref="RgbToLab"/>'s loop on 16 pixels at a time with AVX-512, for the first count / 16 x 16
+    /// pixels of a row; returns how many it did. The formulas of <see cref="FromRgb"/> in double, with
+    /// exp(2.4 log u) for u^2.4 and exp(log t / 3) for cbrt t, so results agree with it to the float
+    /// rounding (the tests allow one float ulp; on 150,528 random values all were equal). Measured on
+    /// the 2-core AMD EPYC (Zen 4), one core: a 224x224 crop in 1.9 ms against 5.2 ms per pixel; the
+    /// conversion was half of the ~10 ms a training image costs to prepare, so about a fifth of a
+    /// training step at width 0.25 (400 ms per batch of 16 in `chroma train`, 292 ms in `chroma bench`,
+    /// which prepares no images).
+    /// </summary>
+    static unsafe int FromRgb16(float* r, float* g, float* b, float* l, float* a, float* bStar, int count)
+    {
+        int i = 0;
+        for (; i + 16 <= count; i += 16)
+        {
+            var (r0, r1) = Vector512.Widen(Vector512.Load(r + i));
+            var (g0, g1) = Vector512.Widen(Vector512.Load(g + i));
+            var (b0, b1) = Vector512.Widen(Vector512.Load(b + i));
+            var lab0 = FromLinear(Decode(r0), Decode(g0), Decode(b0));
+            var lab1 = FromLinear(Decode(r1), Decode(g1), Decode(b1));
+            Vector512.Narrow(lab0.L, lab1.L).Store(l + i);
+            Vector512.Narrow(lab0.A, lab1.A).Store(a + i);
+            Vector512.Narrow(lab0.B, lab1.B).Store(bStar + i);
+        }
+        return i;
+
+        static Vector512<double> Decode(Vector512<double> c)
+        {
+            var m = Vector512.Abs(c);
+            var curve = Vector512.Exp(Vector512.Log((m + Vector512.Create(0.055)) / Vector512.Create(1.055)) * Vector512.Create(2.4));
+            var v = Vector512.ConditionalSelect(Vector512.LessThanOrEqual(m, Vector512.Create(0.04045)), m / Vector512.Create(12.92), curve);
+            return Vector512.ConditionalSelect(Vector512.LessThan(c, Vector512<double>.Zero), -v, v);
+        }
+
+        static Vector512<double> F(Vector512<double> t) => Vector512.ConditionalSelect(
+            Vector512.GreaterThan(t, Vector512.Create(Epsilon)),
+            Vector512.Exp(Vector512.Log(t) / Vector512.Create(3.0)),
+            (Vector512.Create(Kappa) * t + Vector512.Create(16.0)) / Vector512.Create(116.0));
+
+        static (Vector512<double> L, Vector512<double> A, Vector512<double> B) FromLinear(Vector512<double> rl, Vector512<double> gl, Vector512<double> bl)
+        {
+            var fx = F((rl * M00 + gl * M01 + bl * M02) / Vector512.Create(Xn));
+            var fy = F((rl * M10 + gl * M11 + bl * M12) / Vector512.Create(Yn));
+            var fz = F((rl * M20 + gl * M21 + bl * M22) / Vector512.Create(Zn));
+            return (fy * 116 - Vector512.Create(16.0), (fx - fy) * 500, (fy - fz) * 200);
         }
     }
 
