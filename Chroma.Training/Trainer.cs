@@ -189,7 +189,7 @@ public sealed class Trainer : IDisposable
     public void Run(CancellationToken cancel)
     {
         var aug = new Augmentation(_o.ResizeTo, _o.CropSize);
-        using var loader = new BatchLoader(_train, aug, _o.BatchSize, _o.Seed, startBatch: Step);
+        using var loader = new BatchLoader(_train, aug, _o.BatchSize, _o.Seed, startBatch: Step, keepRgb: false);
         // Train-loss sums since the last validation, from the loss reads (each a mean over its steps).
         double sumTotal = 0, sumColor = 0, sumClass = 0; int count = 0;
         _clock.Restart();
@@ -261,7 +261,7 @@ public sealed class Trainer : IDisposable
             for (int i = 0; i < valid; i++)
             {
                 psnr += Metrics.PsnrOfPrediction(batch.Inputs.AsSpan(i * s * s, s * s), abValues.AsSpan(i * 2 * (s / 2) * (s / 2), 2 * (s / 2) * (s / 2)),
-                    batch.Rgb.AsSpan(i * 3 * s * s, 3 * s * s), s, s);
+                    batch.Rgb!.AsSpan(i * 3 * s * s, 3 * s * s), s, s);
                 if (logitValues is not null && Metrics.ArgMax(logitValues.AsSpan(i * _network.Config.Classes, _network.Config.Classes)) == batch.Labels![i]) correct++;
             }
             seen += valid;

@@ -43,6 +43,21 @@ public sealed class BatchLoaderTests : IDisposable
     }
 
     [Fact]
+    public void Leaving_out_the_rgb_changes_nothing_else()
+    {
+        using var with = new BatchLoader(_data, Augment, 4, seed: 5);
+        using var without = new BatchLoader(_data, Augment, 4, seed: 5, keepRgb: false);
+        for (int k = 0; k < 3; k++)
+        {
+            var a = with.Next();
+            var b = without.Next();
+            Assert.NotNull(a.Rgb);
+            Assert.Null(b.Rgb);
+            AssertSame(a, b with { Rgb = a.Rgb });
+        }
+    }
+
+    [Fact]
     public void Start_batch_k_reproduces_batch_k_of_a_fresh_stream()
     {
         using var fresh = new BatchLoader(_data, Augment, 4, seed: 11);
