@@ -101,11 +101,12 @@ public static class LabColor
     /// <see cref="RgbToLab"/>'s loop on 16 pixels at a time with AVX-512, for the first count / 16 x 16
     /// pixels of a row; returns how many it did. The formulas of <see cref="FromRgb"/> in double, with
     /// exp(2.4 log u) for u^2.4 and exp(log t / 3) for cbrt t, so results agree with it to the float
-    /// rounding (the tests allow one float ulp; on 150,528 random values all were equal). Measured on
-    /// the 2-core AMD EPYC (Zen 4), one core: a 224x224 crop in 1.9 ms against 5.2 ms per pixel; the
-    /// conversion was half of the ~10 ms a training image costs to prepare, so about a fifth of a
-    /// training step at width 0.25 (400 ms per batch of 16 in `chroma train`, 292 ms in `chroma bench`,
-    /// which prepares no images).
+    /// rounding (the tests allow one float ulp; on 150,528 random values all were equal). The
+    /// formulas are written again here in vector form; FromRgb stays the reference. Measured on the
+    /// 2-core AMD EPYC (Zen 4), one core: a 224x224 crop in 1.8-1.9 ms against 5.2 ms for the per-pixel
+    /// loop. The conversion was about half of the ~9 ms a training image cost to prepare, and
+    /// preparation about a quarter of a real training step at width 0.25 (about 390 ms per batch of 16
+    /// in `chroma train`, 292 ms in `chroma bench`, which prepares no images); docs/BENCHMARKS.md.
     /// </summary>
     static unsafe int FromRgb16(float* r, float* g, float* b, float* l, float* a, float* bStar, int count)
     {
