@@ -66,18 +66,26 @@ public sealed class DefaultModelTests : IDisposable
         LabColor.RgbToLab(result.Rgb, h, w, l, ab);
         var inputL = new float[w * h];
         LabColor.RgbToLightness(input.Rgb, h, w, inputL);
-        double maxChroma = ab.Max(MathF.Abs), lError = 0, lSum = 0;
-        for (int i = 0; i < l.Length; i++)
+        double maxChroma = ab.Max(MathF.Abs), keptError = 0, clippedError = 0;
+        int plane = w * h, clipped = 0;
+        for (int i = 0; i < plane; i++)
         {
+            bool atBound = false;
+            for (int c = 0; c < 3; c++) { float v = result.Rgb[c * plane + i]; atBound |= v <= 1e-6f || v >= 1 - 1e-6f; }
             double e = Math.Abs(l[i] - inputL[i]);
-            lError = Math.Max(lError, e);
-            lSum += e;
+            if (atBound) { clipped++; clippedError = Math.Max(clippedError, e); }
+            else keptError = Math.Max(keptError, e);
         }
         Assert.True(maxChroma > 2, $"the default model should add colour (max |a*|,|b*| = {maxChroma:F2})");
-        // L* is kept, except where a colour at that lightness lies outside sRGB and the conversion clips
-        // it (near black and white): on average within 1, nowhere by more than 5.
-        Assert.True(lSum / l.Length < 1, $"L* moved by {lSum / l.Length:F2} on average");
-        Assert.True(lError < 5, $"L* moved by {lError:F2}");
+        // L* is the input's wherever the colour fits in sRGB (measured: within 2e-6); where a colour at that
+        // lightness lies outside sRGB the conversion clips a channel to 0 or 1 and L* moves. How many
+        // pixels clip depends on the model and its gain: at gain 1.35, 2,145 of these 3,456 (this input's
+        // gradient gets strong colour), moving L* by 2.0 on average and 4.8 at most; at 1.25 the mean
+        // over all pixels was below 1. So the exact check is on the unclipped pixels, and the clipped
+        // ones get a loose bound.
+        Assert.True(clipped < 0.9 * plane, $"{clipped} of {plane} pixels clipped");
+        Assert.True(keptError < 1e-3, $"L* moved by {keptError:G3} where no channel clipped");
+        Assert.True(clippedError < 10, $"L* moved by {clippedError:F2} where a channel clipped");
     }
 
     [Fact]
