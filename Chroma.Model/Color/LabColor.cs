@@ -123,27 +123,27 @@ public static class LabColor
             Vector512.Narrow(lab0.B, lab1.B).Store(bStar + i);
         }
         return i;
+    }
 
-        static Vector512<double> Decode(Vector512<double> c)
-        {
-            var m = Vector512.Abs(c);
-            var curve = Vector512.Exp(Vector512.Log((m + Vector512.Create(0.055)) / Vector512.Create(1.055)) * Vector512.Create(2.4));
-            var v = Vector512.ConditionalSelect(Vector512.LessThanOrEqual(m, Vector512.Create(0.04045)), m / Vector512.Create(12.92), curve);
-            return Vector512.ConditionalSelect(Vector512.LessThan(c, Vector512<double>.Zero), -v, v);
-        }
+    static Vector512<double> Decode(Vector512<double> c)
+    {
+        var m = Vector512.Abs(c);
+        var curve = Vector512.Exp(Vector512.Log((m + Vector512.Create(0.055)) / Vector512.Create(1.055)) * Vector512.Create(2.4));
+        var v = Vector512.ConditionalSelect(Vector512.LessThanOrEqual(m, Vector512.Create(0.04045)), m / Vector512.Create(12.92), curve);
+        return Vector512.ConditionalSelect(Vector512.LessThan(c, Vector512<double>.Zero), -v, v);
+    }
 
-        static Vector512<double> F(Vector512<double> t) => Vector512.ConditionalSelect(
-            Vector512.GreaterThan(t, Vector512.Create(Epsilon)),
-            Vector512.Exp(Vector512.Log(t) / Vector512.Create(3.0)),
-            (Vector512.Create(Kappa) * t + Vector512.Create(16.0)) / Vector512.Create(116.0));
+    static Vector512<double> F(Vector512<double> t) => Vector512.ConditionalSelect(
+        Vector512.GreaterThan(t, Vector512.Create(Epsilon)),
+        Vector512.Exp(Vector512.Log(t) / Vector512.Create(3.0)),
+        (Vector512.Create(Kappa) * t + Vector512.Create(16.0)) / Vector512.Create(116.0));
 
-        static (Vector512<double> L, Vector512<double> A, Vector512<double> B) FromLinear(Vector512<double> rl, Vector512<double> gl, Vector512<double> bl)
-        {
-            var fx = F((rl * M00 + gl * M01 + bl * M02) / Vector512.Create(Xn));
-            var fy = F((rl * M10 + gl * M11 + bl * M12) / Vector512.Create(Yn));
-            var fz = F((rl * M20 + gl * M21 + bl * M22) / Vector512.Create(Zn));
-            return (fy * 116 - Vector512.Create(16.0), (fx - fy) * 500, (fy - fz) * 200);
-        }
+    static (Vector512<double> L, Vector512<double> A, Vector512<double> B) FromLinear(Vector512<double> rl, Vector512<double> gl, Vector512<double> bl)
+    {
+        var fx = F((rl * M00 + gl * M01 + bl * M02) / Vector512.Create(Xn));
+        var fy = F((rl * M10 + gl * M11 + bl * M12) / Vector512.Create(Yn));
+        var fz = F((rl * M20 + gl * M21 + bl * M22) / Vector512.Create(Zn));
+        return (fy * 116 - Vector512.Create(16.0), (fx - fy) * 500, (fy - fz) * 200);
     }
 
     /// <summary>Planar sRGB [3, H, W] to L* [H, W] (0..100) only: the network input path, cheaper than <see cref="RgbToLab"/>.</summary>
@@ -156,10 +156,35 @@ public static class LabColor
             float* pRgb = pRgbFixed, pL = pLFixed;
             ImageFile.ForRows(height, width, y =>
             {
-                for (int i = y * width, end = i + width; i < end; i++)
+                int i = y * width, end = i + width;
+                if (Vector512.IsHardwareAccelerated)
+                    i += Lightness16(pRgb + i, pRgb + plane + i, pRgb + 2 * plane + i, pL + i, width);
+                for (; i < end; i++)
                     pL[i] = (float)Lightness(pRgb[i], pRgb[plane + i], pRgb[2 * plane + i]);
             });
         }
+    }
+
+    /// <summary>
+    /// <see cref="RgbToLightness"/>'s loop on 16 pixels at a time with AVX-512 (as <see cref="FromRgb16"/>,
+    /// Y only; <see cref="Lightness"/> stays the reference, within one float ulp). Measured on the 2-core
+    /// AMD EPYC (Zen 4), both cores: a 6000x4000 photo (what `chroma colorize` converts at full
+    /// resolution) in 0.14-0.16 s against 1.17-1.24 s for the per-pixel loop (a throwaway micro-benchmark of
+    /// the planar calls on random pixels, median of 4 after a warm-up; 2026-12-07).
+    /// </summary>
+    static unsafe int Lightness16(float* r, float* g, float* b, float* l, int count)
+    {
+        int i = 0;
+        for (; i + 16 <= count; i += 16)
+        {
+            var (r0, r1) = Vector512.Widen(Vector512.Load(r + i));
+            var (g0, g1) = Vector512.Widen(Vector512.Load(g + i));
+            var (b0, b1) = Vector512.Widen(Vector512.Load(b + i));
+            var y0 = (Decode(r0) * M10 + Decode(g0) * M11 + Decode(b0) * M12) / Vector512.Create(Yn);
+            var y1 = (Decode(r1) * M10 + Decode(g1) * M11 + Decode(b1) * M12) / Vector512.Create(Yn);
+            Vector512.Narrow(F(y0) * 116 - Vector512.Create(16.0), F(y1) * 116 - Vector512.Create(16.0)).Store(l + i);
+        }
+        return i;
     }
 
     /// <summary>
@@ -176,7 +201,10 @@ public static class LabColor
             float* pL = pLFixed, pAb = pAbFixed, pRgb = pRgbFixed;
             ImageFile.ForRows(height, width, y =>
             {
-                for (int i = y * width, end = i + width; i < end; i++)
+                int i = y * width, end = i + width;
+                if (Vector512.IsHardwareAccelerated)
+                    i += ToRgb16(pL + i, pAb + i, pAb + plane + i, pRgb + i, pRgb + plane + i, pRgb + 2 * plane + i, width);
+                for (; i < end; i++)
                 {
                     var (r, g, b) = ToRgb(pL[i], pAb[i], pAb[plane + i]);
                     pRgb[i] = Clamp01(r);
@@ -186,6 +214,58 @@ public static class LabColor
             });
         }
     }
+
+    /// <summary>
+    /// <see cref="LabToRgb"/>'s loop on 16 pixels at a time with AVX-512: <see cref="ToRgb"/>'s formulas in
+    /// double with exp(log m / 2.4) for m^(1/2.4), then the same clamp; within one float ulp of it (ToRgb
+    /// stays the reference). Measured on the 2-core AMD EPYC (Zen 4), both cores: a 6000x4000 photo in
+    /// 0.14 s against 0.75-0.78 s for the per-pixel loop (measured as RgbToLightness's figures).
+    /// </summary>
+    static unsafe int ToRgb16(float* l, float* a, float* bStar, float* r, float* g, float* b, int count)
+    {
+        var m = Inverse;
+        int i = 0;
+        for (; i + 16 <= count; i += 16)
+        {
+            var (l0, l1) = Vector512.Widen(Vector512.Load(l + i));
+            var (a0, a1) = Vector512.Widen(Vector512.Load(a + i));
+            var (s0, s1) = Vector512.Widen(Vector512.Load(bStar + i));
+            var (x0, y0, z0) = ToXyz(l0, a0, s0);
+            var (x1, y1, z1) = ToXyz(l1, a1, s1);
+            Vector512.Narrow(Clamp01(Encode(x0 * m[0] + y0 * m[1] + z0 * m[2])), Clamp01(Encode(x1 * m[0] + y1 * m[1] + z1 * m[2]))).Store(r + i);
+            Vector512.Narrow(Clamp01(Encode(x0 * m[3] + y0 * m[4] + z0 * m[5])), Clamp01(Encode(x1 * m[3] + y1 * m[4] + z1 * m[5]))).Store(g + i);
+            Vector512.Narrow(Clamp01(Encode(x0 * m[6] + y0 * m[7] + z0 * m[8])), Clamp01(Encode(x1 * m[6] + y1 * m[7] + z1 * m[8]))).Store(b + i);
+        }
+        return i;
+
+        static (Vector512<double> X, Vector512<double> Y, Vector512<double> Z) ToXyz(Vector512<double> l, Vector512<double> a, Vector512<double> b)
+        {
+            var fy = (l + Vector512.Create(16.0)) / Vector512.Create(116.0);
+            var fx = fy + a / Vector512.Create(500.0);
+            var fz = fy - b / Vector512.Create(200.0);
+            var y = Vector512.ConditionalSelect(Vector512.GreaterThan(l, Vector512.Create(Kappa * Epsilon)), fy * fy * fy, l / Vector512.Create(Kappa));
+            return (FInverse(fx) * Xn, y * Yn, FInverse(fz) * Zn);
+        }
+    }
+
+    static Vector512<double> Encode(Vector512<double> v)
+    {
+        var m = Vector512.Abs(v);
+        var curve = Vector512.Exp(Vector512.Log(m) / Vector512.Create(2.4)) * Vector512.Create(1.055) - Vector512.Create(0.055);
+        var c = Vector512.ConditionalSelect(Vector512.LessThanOrEqual(m, Vector512.Create(0.04045 / 12.92)), m * Vector512.Create(12.92), curve);
+        return Vector512.ConditionalSelect(Vector512.LessThan(v, Vector512<double>.Zero), -c, c);
+    }
+
+    static Vector512<double> FInverse(Vector512<double> f)
+    {
+        var f3 = f * f * f;
+        return Vector512.ConditionalSelect(Vector512.GreaterThan(f3, Vector512.Create(Epsilon)), f3, (f * Vector512.Create(116.0) - Vector512.Create(16.0)) / Vector512.Create(Kappa));
+    }
+
+    // As Clamp01(double): NaN passes through, as it does there.
+    static Vector512<double> Clamp01(Vector512<double> v) => Vector512.ConditionalSelect(
+        Vector512.LessThanOrEqual(v, Vector512<double>.Zero), Vector512<double>.Zero,
+        Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(v, Vector512<double>.One), Vector512<double>.One, v));
 
     static double Decode(double c)
     {

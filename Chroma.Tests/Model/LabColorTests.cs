@@ -94,9 +94,9 @@ public class LabColorTests
     }
 
     // 7 x 9 runs on one thread, per pixel; 131 x 127 (above the parallel threshold) runs rows in
-    // parallel, 7 x 16 pixels of each row by RgbToLab's AVX-512 loop where there is one, 15 per pixel;
+    // parallel, 7 x 16 pixels of each row by the AVX-512 loops where there are, 15 per pixel;
     // 3 x 37 puts the edges of the formulas (0, the companding threshold, 1, out of range, negative)
-    // at every lane of that loop.
+    // at every lane of those loops, for rgb -> lab and for lab -> rgb.
     [Theory]
     [InlineData(7, 9)]
     [InlineData(131, 127)]
@@ -123,7 +123,28 @@ public class LabColorTests
             WithinOneUlp((float)lab.L, l[i], i);
             WithinOneUlp((float)lab.A, ab[i], i);
             WithinOneUlp((float)lab.B, ab[plane + i], i);
-            Assert.Equal((float)lab.L, lightness[i]);
+            WithinOneUlp((float)lab.L, lightness[i], i);
+        }
+
+        // lab -> rgb against the per-pixel ToRgb and the same clamp; for 3 x 37, L*a*b* at the edges
+        // (L* 0, 8 = kappa eps where the curve changes, 100, beyond; a*, b* in and far out of gamut).
+        var labL = (float[])l.Clone();
+        var labAb = (float[])ab.Clone();
+        if (width == 37)
+        {
+            float[] lEdges = [0f, 8f, 7.9999f, 8.0001f, 100f, 50f, -5f, 120f, 1e-6f];
+            float[] abEdges = [0f, 127f, -127f, 20f, -0.001f, 1e-7f, 300f, -64f];
+            for (int i = 0; i < plane; i++) labL[i] = lEdges[(i * 5) % lEdges.Length];
+            for (int i = 0; i < 2 * plane; i++) labAb[i] = abEdges[(i * 3 + i / plane) % abEdges.Length];
+        }
+        var rgbOut = new float[3 * plane];
+        LabColor.LabToRgb(labL, labAb, height, width, rgbOut);
+        for (int i = 0; i < plane; i++)
+        {
+            var c = LabColor.ToRgb(labL[i], labAb[i], labAb[plane + i]);
+            WithinOneUlp(Clamp01(c.R), rgbOut[i], i);
+            WithinOneUlp(Clamp01(c.G), rgbOut[plane + i], i);
+            WithinOneUlp(Clamp01(c.B), rgbOut[2 * plane + i], i);
         }
 
         if (width == 37) return; // out-of-range inputs do not come back through the clamping LabToRgb
@@ -132,6 +153,8 @@ public class LabColorTests
         // float32 L*, a*, b* (about 7 significant digits of 100) limit the round trip
         Compare.Close("lab -> rgb", TestData.ToDouble(rgb), back, 0, 5e-5);
     }
+
+    static float Clamp01(double v) => v <= 0 ? 0f : v >= 1 ? 1f : (float)v;
 
     static void WithinOneUlp(float expected, float actual, int pixel) => Assert.True(
         expected == actual || Math.Abs(expected - actual) <= MathF.BitIncrement(Math.Abs(expected)) - Math.Abs(expected),
