@@ -220,7 +220,7 @@ public static class ImageFile
         }
         (SKEncodedImageFormat format, int quality, bool keepsAlpha) = encoding switch
         {
-            ImageEncoding.Png => (SKEncodedImageFormat.Png, 100, true),
+            ImageEncoding.Png => (SKEncodedImageFormat.Png, 0, true), // lossless: no quality; PngZLibLevel below
             ImageEncoding.Jpeg => (SKEncodedImageFormat.Jpeg, JpegQuality, false),
             ImageEncoding.Webp => (SKEncodedImageFormat.Webp, WebpQuality, true),
             _ => throw new ArgumentOutOfRangeException(nameof(encoding), encoding, "ImageFile.Save: unknown encoding."),
